@@ -1,0 +1,3 @@
+from jeeves.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,348 @@
+"""Typed settings: one object, loaded once, passed down.
+
+Sources, lowest priority first: built-in defaults, the TOML file (``--config PATH`` or
+``JEEVES_CONFIG``), then environment variables (``JEEVES_SECTION__KEY``, e.g.
+``JEEVES_DATABASE__URL``). Secrets may live in the file or the environment; they are held as
+``SecretStr`` so they never appear in a repr or a log line. This is the only module that reads
+the environment, so the rest of the code is testable with plain objects.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from jeeves.errors import ConfigError
+
+#: Repository root when running from a checkout (editable install); shipped data lives here.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_MODELS_DIR = PROJECT_ROOT / "models"
+SHIPPED_DATA_DIR = PROJECT_ROOT / "data"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DatabaseSettings(_Section):
+    #: SQLAlchemy URL. Empty means an SQLite file in the data directory.
+    url: str = ""
+    #: Seconds to keep retrying when the database is unreachable before giving up a pass.
+    connect_retry_seconds: float = 30.0
+
+
+class ModelSettings(_Section):
+    #: Directory holding versioned models and ``current``; defaults to the shipped ``models/``.
+    dir: Path = SHIPPED_MODELS_DIR
+    #: A specific model file to serve instead of the directory's current one.
+    path: Path | None = None
+    #: Recall the decision threshold is chosen to reach on cross-validated predictions.
+    target_recall: float = Field(0.90, gt=0.0, le=1.0)
+
+
+class AccountSettings(_Section):
+    name: str
+    host: str
+    port: int | None = None
+    tls: Literal["implicit", "starttls", "none"] = "implicit"
+    #: Required to use ``tls = "none"`` or to skip certificate checks off loopback.
+    insecure: bool = False
+    ca_file: Path | None = None
+    username: str
+    password: SecretStr | None = None
+    #: Environment variable holding the password; defaults to JEEVES_<NAME>_PASSWORD.
+    password_env: str | None = None
+    auth: Literal["password", "xoauth2", "oauthbearer"] = "password"
+    #: Environment variable holding an OAuth2 access token.
+    oauth_token_env: str | None = None
+    #: Command whose stdout is a fresh OAuth2 access token (run again when the server rejects it).
+    oauth_token_command: str | None = None
+    folders: list[str] = Field(default_factory=lambda: ["INBOX"])
+    idle: bool = True
+    poll_interval: float = Field(60.0, gt=0)
+    #: What the first sync of a folder fetches: "new" (only what arrives from now on),
+    #: "all", "last:N" or "since:YYYY-MM-DD". Mail older than the account is never texted.
+    first_sync: str = "new"
+    max_message_bytes: int = Field(25 * 1024 * 1024, gt=1024)
+    fetch_batch: int = Field(200, ge=1, le=2000)
+    connect_timeout: float = 15.0
+    read_timeout: float = 60.0
+    #: Label sources: a folder or keyword whose messages are positives / negatives.
+    positive_folder: str | None = None
+    negative_folder: str | None = None
+    positive_keyword: str | None = "$JeevesMeeting"
+    negative_keyword: str | None = "$JeevesNotMeeting"
+    positive_gmail_label: str | None = None
+    negative_gmail_label: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_simple(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", value):
+            raise ValueError("use letters, digits, '.', '_' or '-' only")
+        return value
+
+    @field_validator("first_sync")
+    @classmethod
+    def _first_sync_form(cls, value: str) -> str:
+        if not re.fullmatch(r"new|all|last:\d+|since:\d{4}-\d{2}-\d{2}", value):
+            raise ValueError("expected new, all, last:N or since:YYYY-MM-DD")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_is_safe(self) -> "AccountSettings":
+        loopback = self.host in {"localhost", "127.0.0.1", "::1"} or self.host.startswith("127.")
+        if self.tls == "none" and not (loopback or self.insecure):
+            raise ValueError(f"tls = 'none' sends the password in clear to {self.host}; set insecure = true to allow it")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (993 if self.tls == "implicit" else 143)
+
+
+class MailboxSettings(_Section):
+    """A local mbox file or maildir directory read as a mail source."""
+
+    path: Path
+    #: Whether positives found in this file are texted (the demo does; archive imports do not).
+    notify: bool = True
+
+
+class NotifySettings(_Section):
+    #: "auto" picks Twilio when its credentials are set and the console otherwise.
+    channel: Literal["auto", "console", "twilio"] = "auto"
+    #: Phone number (E.164) that receives the alerts.
+    to: str | None = None
+    dry_run: bool = False
+    #: Local-time window when texts are held, e.g. "22:00-07:00"; empty disables it.
+    quiet_hours: str | None = None
+    timezone: str = "UTC"
+    #: At most one text per conversation thread within this many hours.
+    thread_window_hours: float = Field(24.0, ge=0)
+    max_per_hour: int = Field(10, ge=1)
+    allow_senders: list[str] = Field(default_factory=list)
+    deny_senders: list[str] = Field(default_factory=list)
+    #: Attempts for transient failures (429, 5xx, connection errors) before a row is failed.
+    max_attempts: int = Field(6, ge=1)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours_form(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        match = re.fullmatch(r"(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})", value.strip())
+        if not match:
+            raise ValueError("expected HH:MM-HH:MM, e.g. 22:00-07:00")
+        h1, m1, h2, m2 = map(int, match.groups())
+        time(h1, m1), time(h2, m2)  # raises ValueError on 25:00
+        return value.strip()
+
+    @property
+    def quiet_window(self) -> tuple[time, time] | None:
+        if not self.quiet_hours:
+            return None
+        start, end = self.quiet_hours.split("-")
+        return time.fromisoformat(start.zfill(5)), time.fromisoformat(end.zfill(5))
+
+
+class TwilioSettings(_Section):
+    account_sid: str | None = None
+    auth_token: SecretStr | None = None
+    #: Sender: a Twilio phone number, or a Messaging Service SID.
+    from_number: str | None = None
+    messaging_service_sid: str | None = None
+    #: Override of https://api.twilio.com, for tests and regional edges.
+    base_url: str | None = None
+    timeout: float = Field(10.0, gt=0)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.account_sid and self.auth_token and (self.from_number or self.messaging_service_sid))
+
+
+class DaemonSettings(_Section):
+    outbox_interval: float = Field(5.0, gt=0)
+    mailbox_interval: float = Field(60.0, gt=0)
+    #: Hours between scheduled retrains; 0 disables them.
+    retrain_interval_hours: float = Field(24.0, ge=0)
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+
+
+class Settings(BaseSettings):
+    """Everything Jeeves can be told. ``load_settings`` builds it; tests may construct it directly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="JEEVES_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("jeeves")))
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    accounts: list[AccountSettings] = Field(default_factory=list)
+    mailboxes: list[MailboxSettings] = Field(default_factory=list)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+    twilio: TwilioSettings = Field(default_factory=TwilioSettings)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init kwargs; the environment must win over them.
+        return (env_settings, init_settings)
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.data_dir / 'jeeves.db'}"
+
+    @model_validator(mode="after")
+    def _unique_account_names(self) -> "Settings":
+        names = [a.name for a in self.accounts]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"account names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+
+def _format_validation_error(error: ValidationError, origin: str) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown setting (check the spelling against config/jeeves.example.toml)"
+        lines.append(f"{where}: {message}")
+    return f"invalid configuration in {origin}: " + "; ".join(lines)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from a TOML file and the environment, or raise one ``ConfigError``.
+
+    ``path`` falls back to ``$JEEVES_CONFIG``; with neither, defaults and the environment apply.
+    Account secrets named by ``password_env`` / ``oauth_token_env`` and Twilio's own
+    ``TWILIO_ACCOUNT_SID`` / ``TWILIO_AUTH_TOKEN`` are resolved here, once.
+    """
+    env = os.environ if environ is None else environ
+    path = path or env.get("JEEVES_CONFIG") or None
+    data: dict[str, Any] = {}
+    origin = "the environment"
+    if path:
+        config_path = Path(path).expanduser()
+        origin = str(config_path)
+        try:
+            with config_path.open("rb") as handle:
+                data = tomllib.load(handle)
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file not found: {config_path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_path} is not valid TOML: {exc}") from None
+        _resolve_relative_paths(data, config_path.parent)
+    try:
+        if environ is None:
+            settings = Settings(**data)
+        else:
+            with _patched_environ(environ):
+                settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, origin)) from None
+    _resolve_secrets(settings, env)
+    return settings
+
+
+def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
+    """Paths in a config file are relative to the file, as a user reading it would expect."""
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, str) and value and not value.startswith(("/", "~")) and "://" not in value:
+            return str(base / value)
+        return value
+
+    for box in data.get("mailboxes", []) or []:
+        if isinstance(box, dict) and "path" in box:
+            box["path"] = fix(box["path"])
+    for section, key in (("model", "dir"), ("model", "path")):
+        sec = data.get(section)
+        if isinstance(sec, dict) and sec.get(key):
+            sec[key] = fix(sec[key])
+    if isinstance(data.get("data_dir"), str):
+        data["data_dir"] = fix(data["data_dir"])
+    for account in data.get("accounts", []) or []:
+        if isinstance(account, dict) and account.get("ca_file"):
+            account["ca_file"] = fix(account["ca_file"])
+
+
+class _patched_environ:
+    """Run pydantic-settings against a given mapping instead of the process environment."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = dict(environ)
+
+    def __enter__(self) -> None:
+        self._saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(self._environ)
+
+    def __exit__(self, *exc: object) -> None:
+        os.environ.clear()
+        os.environ.update(self._saved)
+
+
+def _resolve_secrets(settings: Settings, env: Mapping[str, str]) -> None:
+    for account in settings.accounts:
+        if account.password is None:
+            var = account.password_env or f"JEEVES_{account.name.upper().replace('-', '_').replace('.', '_')}_PASSWORD"
+            if env.get(var):
+                account.password = SecretStr(env[var])
+        if account.auth == "password" and account.password is None:
+            raise ConfigError(
+                f"accounts.{account.name}.password is not set: put it in the config file or in ${account.password_env or 'JEEVES_' + account.name.upper() + '_PASSWORD'}"
+            )
+        if account.auth != "password" and not (account.oauth_token_command or (account.oauth_token_env and env.get(account.oauth_token_env))):
+            raise ConfigError(
+                f"accounts.{account.name}: auth = {account.auth!r} needs oauth_token_command or oauth_token_env naming a set variable"
+            )
+    twilio = settings.twilio
+    if not twilio.account_sid and env.get("TWILIO_ACCOUNT_SID"):
+        twilio.account_sid = env["TWILIO_ACCOUNT_SID"]
+    if twilio.auth_token is None and env.get("TWILIO_AUTH_TOKEN"):
+        twilio.auth_token = SecretStr(env["TWILIO_AUTH_TOKEN"])
+    if settings.notify.channel == "twilio" and not twilio.configured:
+        raise ConfigError("notify.channel = 'twilio' needs twilio.account_sid, twilio.auth_token and twilio.from_number")
+    if settings.notify.channel != "console" and twilio.configured and not settings.notify.to:
+        raise ConfigError("notify.to (the phone number that receives alerts) is not set")
+
+
+def oauth_token(account: AccountSettings, environ: Mapping[str, str] | None = None) -> str:
+    """A fresh OAuth2 access token for ``account``: from its command (run every time) or env var."""
+    import shlex
+    import subprocess
+
+    env = os.environ if environ is None else environ
+    if account.oauth_token_command:
+        try:
+            result = subprocess.run(
+                shlex.split(account.oauth_token_command), capture_output=True, text=True, timeout=60, check=True
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ConfigError(f"accounts.{account.name}.oauth_token_command failed: {exc}") from None
+        token = result.stdout.strip()
+    else:
+        token = env.get(account.oauth_token_env or "", "").strip()
+    if not token:
+        raise ConfigError(f"accounts.{account.name}: the OAuth2 token source gave an empty token")
+    return token

@@ -1,0 +1,418 @@
+"""The few storage operations the rest of Jeeves uses, on SQLite and PostgreSQL alike.
+
+Every write that must be atomic is one method here, so callers cannot half-do it:
+``store_batch`` stores messages *and* advances the folder's sync state; ``record_predictions``
+writes predictions *and* their outbox rows. Inserts are insert-if-absent (``ON CONFLICT DO
+NOTHING``), so replaying any step after a crash is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from sqlalchemy import Engine, create_engine, event, func, select, text, update
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from jeeves.errors import StoreError
+from jeeves.parsing import ParsedEmail
+from jeeves.storage.schema import (
+    Account,
+    Folder,
+    Label,
+    MessageLocation,
+    OutboxEntry,
+    Prediction,
+    StoredMessage,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message as a source hands it to storage."""
+
+    raw: bytes
+    parsed: ParsedEmail
+    uid: int | None = None
+    flags: tuple[str, ...] = ()
+    gmail_msgid: int | None = None
+    internal_date: datetime | None = None
+    #: Size on the server; larger than ``len(raw)`` when the body was cut at the size limit.
+    size: int | None = None
+    truncated: bool = False
+    #: Whether a positive on this message may be texted.
+    notify: bool = True
+
+
+@dataclass(frozen=True)
+class FolderState:
+    id: int
+    account: str
+    name: str
+    uidvalidity: int | None
+    last_uid: int
+    notify_after: datetime | None
+
+
+@dataclass(frozen=True)
+class StoredRef:
+    """Where a message of a batch ended up: ``new`` is False when it was already stored."""
+
+    pk: int
+    new: bool
+
+
+@dataclass(frozen=True)
+class PredictionInput:
+    message_pk: int
+    score: float
+    threshold: float
+    decision: bool
+
+
+@dataclass
+class Counts:
+    messages: int = 0
+    predictions: int = 0
+    positives: int = 0
+    labels: int = 0
+    outbox: dict[str, int] = field(default_factory=dict)
+
+
+def _set_sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - exercised via engine
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Store:
+    """Storage for one database URL. Thread-safe: each call runs in its own transaction."""
+
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = url
+        self.engine: Engine = _make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._migrated = threading.Event()
+        if migrate:
+            self.migrate()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction; commits on success, rolls back on error, maps DB errors to StoreError."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except DBAPIError as exc:
+            session.rollback()
+            raise StoreError(f"database error ({self.dialect}): {_short(exc)}") from exc
+        except SQLAlchemyError as exc:
+            session.rollback()
+            raise StoreError(f"database error ({self.dialect}): {exc}") from exc
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision (idempotent, safe across processes)."""
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.attributes["engine"] = self.engine
+        try:
+            with self.engine.begin() as connection:
+                if self.dialect == "postgresql":
+                    # Several daemons may start together; only one may run migrations at a time.
+                    connection.execute(text("SELECT pg_advisory_xact_lock(7271001)"))
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        except DBAPIError as exc:
+            raise StoreError(f"cannot migrate the database at {_safe_url(self.url)}: {_short(exc)}") from exc
+        self._migrated.set()
+
+    def _insert(self, table):
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table)
+
+    # --- accounts and folders ---------------------------------------------------------------
+
+    def ensure_account(self, name: str, kind: str) -> int:
+        with self.session() as s:
+            s.execute(self._insert(Account).values(name=name, kind=kind, created_at=utcnow()).on_conflict_do_nothing(index_elements=["name"]))
+            return s.scalar(select(Account.id).where(Account.name == name))
+
+    def folder_state(self, account: str, folder: str, *, kind: str = "imap", notify_after: datetime | None = None) -> FolderState:
+        """The folder's sync state, created on first use with ``notify_after`` set."""
+        account_id = self.ensure_account(account, kind)
+        with self.session() as s:
+            s.execute(
+                self._insert(Folder)
+                .values(account_id=account_id, name=folder, last_uid=0, notify_after=notify_after)
+                .on_conflict_do_nothing(index_elements=["account_id", "name"])
+            )
+            row = s.scalars(select(Folder).where(Folder.account_id == account_id, Folder.name == folder)).one()
+            return FolderState(row.id, account, folder, row.uidvalidity, row.last_uid, _aware(row.notify_after))
+
+    def reset_folder(self, folder_id: int, uidvalidity: int) -> None:
+        """Adopt a new UIDVALIDITY: start the folder over; stored messages dedupe by content."""
+        with self.session() as s:
+            s.execute(update(Folder).where(Folder.id == folder_id).values(uidvalidity=uidvalidity, last_uid=0))
+
+    def record_sync(self, account: str, *, error: str | None = None) -> None:
+        """Note a finished sync (or its error) for ``jeeves status``."""
+        now = utcnow()
+        values = {"last_error": error, "last_error_at": now} if error else {"last_sync_at": now, "last_error": None}
+        with self.session() as s:
+            s.execute(update(Account).where(Account.name == account).values(**values))
+
+    # --- messages ---------------------------------------------------------------------------
+
+    def store_batch(
+        self,
+        messages: Sequence[NewMessage],
+        *,
+        folder: FolderState | None = None,
+        uidvalidity: int | None = None,
+        advance_to: int | None = None,
+    ) -> list[StoredRef]:
+        """Store ``messages`` if absent and, in the same transaction, advance the folder.
+
+        After a crash either both happened or neither did, so the next sync refetches exactly
+        the UIDs whose messages are not stored yet.
+        """
+        refs: list[StoredRef] = []
+        with self.session() as s:
+            hashes = [m.parsed.content_hash for m in messages]
+            existing = dict(s.execute(select(StoredMessage.content_hash, StoredMessage.id).where(StoredMessage.content_hash.in_(hashes))).all()) if hashes else {}
+            fresh = [m for m in messages if m.parsed.content_hash not in existing]
+            if fresh:
+                seen: set[str] = set()
+                rows = []
+                for m in fresh:
+                    if m.parsed.content_hash in seen:
+                        continue
+                    seen.add(m.parsed.content_hash)
+                    rows.append(_message_row(m))
+                s.execute(self._insert(StoredMessage).values(rows).on_conflict_do_nothing(index_elements=["content_hash"]))
+                inserted = dict(s.execute(select(StoredMessage.content_hash, StoredMessage.id).where(StoredMessage.content_hash.in_(list(seen)))).all())
+            else:
+                inserted = {}
+            for m in messages:
+                h = m.parsed.content_hash
+                refs.append(StoredRef(existing.get(h) or inserted[h], h not in existing))
+            if folder is not None:
+                locations = [
+                    {
+                        "message_pk": ref.pk,
+                        "folder_id": folder.id,
+                        "uidvalidity": uidvalidity or 0,
+                        "uid": m.uid,
+                        "gmail_msgid": m.gmail_msgid,
+                        "flags": " ".join(m.flags),
+                        "seen_at": utcnow(),
+                    }
+                    for m, ref in zip(messages, refs)
+                    if m.uid is not None
+                ]
+                if locations:
+                    s.execute(self._insert(MessageLocation).values(locations).on_conflict_do_nothing(index_elements=["folder_id", "uidvalidity", "uid"]))
+                values: dict = {"last_sync_at": utcnow()}
+                if uidvalidity is not None:
+                    values["uidvalidity"] = uidvalidity
+                if advance_to is not None:
+                    values["last_uid"] = func.max(Folder.last_uid, advance_to) if self.dialect == "sqlite" else func.greatest(Folder.last_uid, advance_to)
+                s.execute(update(Folder).where(Folder.id == folder.id).values(**values))
+        return refs
+
+    def get_message(self, ref: str | int) -> StoredMessage | None:
+        """A stored message by primary key, short id (``#12``/``12``) or Message-ID."""
+        with self.session() as s:
+            text_ref = str(ref).strip().lstrip("#")
+            if text_ref.isdigit():
+                return s.get(StoredMessage, int(text_ref))
+            return s.scalars(select(StoredMessage).where(StoredMessage.message_id == str(ref).strip()).limit(1)).first()
+
+    def messages_to_classify(self, limit: int = 500) -> list[StoredMessage]:
+        """Stored messages that have no prediction yet, oldest first."""
+        with self.session() as s:
+            stmt = (
+                select(StoredMessage)
+                .where(~select(Prediction.id).where(Prediction.message_pk == StoredMessage.id).exists())
+                .order_by(StoredMessage.id)
+                .limit(limit)
+            )
+            return list(s.scalars(stmt))
+
+    def record_predictions(self, model_version: str, predictions: Iterable[PredictionInput]) -> list[int]:
+        """Write predictions and, for texted positives, their outbox rows in one transaction.
+
+        Returns the ids of outbox rows created. A message whose logical email (``dedupe_key``)
+        already has an outbox row gets none, so one email seen twice is texted once.
+        """
+        created: list[int] = []
+        predictions = list(predictions)
+        if not predictions:
+            return created
+        with self.session() as s:
+            s.execute(
+                self._insert(Prediction)
+                .values([
+                    {
+                        "message_pk": p.message_pk,
+                        "model_version": model_version,
+                        "score": float(p.score),
+                        "threshold": float(p.threshold),
+                        "decision": bool(p.decision),
+                        "created_at": utcnow(),
+                    }
+                    for p in predictions
+                ])
+                .on_conflict_do_nothing(index_elements=["message_pk", "model_version"])
+            )
+            positives = [p.message_pk for p in predictions if p.decision]
+            if positives:
+                rows = s.execute(
+                    select(StoredMessage.id, StoredMessage.dedupe_key, StoredMessage.thread_key, Prediction.id)
+                    .join(Prediction, (Prediction.message_pk == StoredMessage.id) & (Prediction.model_version == model_version))
+                    .where(StoredMessage.id.in_(positives), StoredMessage.notify.is_(True))
+                ).all()
+                for pk, dedupe_key, thread, prediction_id in rows:
+                    result = s.execute(
+                        self._insert(OutboxEntry)
+                        .values(dedupe_key=dedupe_key, message_pk=pk, prediction_id=prediction_id, thread_key=thread, status="pending", created_at=utcnow())
+                        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                        .returning(OutboxEntry.id)
+                    )
+                    new_id = result.scalar()
+                    if new_id is not None:
+                        created.append(new_id)
+        return created
+
+    # --- labels -----------------------------------------------------------------------------
+
+    def add_label(self, message_pk: int, value: int, source: str, confidence: str | None = None) -> None:
+        if value not in (0, 1):
+            raise ValueError("a label is 0 or 1")
+        with self.session() as s:
+            s.add(Label(message_pk=message_pk, value=value, source=source, confidence=confidence, created_at=utcnow()))
+
+    def current_labels(self) -> dict[int, Label]:
+        """The newest label of each labelled message (relabelling replaces, history stays)."""
+        with self.session() as s:
+            newest = (
+                select(Label.message_pk, func.max(Label.id).label("max_id")).group_by(Label.message_pk).subquery()
+            )
+            rows = s.scalars(select(Label).join(newest, Label.id == newest.c.max_id))
+            return {row.message_pk: row for row in rows}
+
+    # --- status -----------------------------------------------------------------------------
+
+    def counts(self) -> Counts:
+        with self.session() as s:
+            outbox = dict(s.execute(select(OutboxEntry.status, func.count()).group_by(OutboxEntry.status)).all())
+            return Counts(
+                messages=s.scalar(select(func.count()).select_from(StoredMessage)) or 0,
+                predictions=s.scalar(select(func.count()).select_from(Prediction)) or 0,
+                positives=s.scalar(select(func.count()).select_from(Prediction).where(Prediction.decision.is_(True))) or 0,
+                labels=s.scalar(select(func.count(func.distinct(Label.message_pk)))) or 0,
+                outbox=outbox,
+            )
+
+    def accounts(self) -> list[Account]:
+        with self.session() as s:
+            return list(s.scalars(select(Account).order_by(Account.name)))
+
+    def folders(self) -> list[tuple[str, Folder]]:
+        with self.session() as s:
+            return [(a, f) for a, f in s.execute(select(Account.name, Folder).join(Folder, Folder.account_id == Account.id).order_by(Account.name, Folder.name)).all()]
+
+
+def _message_row(m: NewMessage) -> dict:
+    p = m.parsed
+    return {
+        "content_hash": p.content_hash,
+        "message_id": p.message_id,
+        "dedupe_key": p.message_id or p.content_hash,
+        "raw": m.raw,
+        "size": m.size if m.size is not None else len(m.raw),
+        "truncated": m.truncated,
+        "subject": p.subject,
+        "sender": p.sender,
+        "sender_address": p.sender_address[:320],
+        "recipients": ", ".join(p.to + p.cc),
+        "sent_at": p.date,
+        "thread_key": p.thread_key,
+        "is_reply": p.is_reply,
+        "is_forward": p.is_forward,
+        "new_text": _clean_for_db(p.new_text),
+        "quoted_text": _clean_for_db(p.quoted_text),
+        "parse_defects": "; ".join(p.defects),
+        "notify": m.notify,
+        "stored_at": utcnow(),
+    }
+
+
+def _clean_for_db(value: str) -> str:
+    # PostgreSQL text cannot hold NUL characters; they carry no meaning in mail text.
+    return value.replace("\x00", "")
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _set_sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 10})
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001
+        return "<database url>"
+
+
+def _short(exc: DBAPIError) -> str:
+    return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)

@@ -1,0 +1,77 @@
+"""Storage behaviour users rely on, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from jeeves.parsing import parse_email
+from jeeves.storage import NewMessage, PredictionInput, Store
+
+
+def _new(raw: bytes, uid: int | None = None, notify: bool = True) -> NewMessage:
+    return NewMessage(raw=raw, parsed=parse_email(raw), uid=uid, notify=notify)
+
+
+def test_same_message_stored_once_and_folder_advances_with_it(db_url, corpus_raw_messages):
+    store = Store(db_url)
+    folder = store.folder_state("acct", "INBOX")
+    batch = [_new(raw, uid=i + 1) for i, raw in enumerate(corpus_raw_messages[:20])]
+    first = store.store_batch(batch, folder=folder, uidvalidity=7, advance_to=20)
+    again = store.store_batch(batch, folder=folder, uidvalidity=7, advance_to=20)
+    assert sum(r.new for r in first) == 20
+    assert not any(r.new for r in again)
+    assert [r.pk for r in first] == [r.pk for r in again]
+    state = store.folder_state("acct", "INBOX")
+    assert (state.uidvalidity, state.last_uid) == (7, 20)
+    assert store.counts().messages == 20
+
+
+def test_crlf_copy_of_a_message_is_the_same_message(db_url, corpus_raw_messages):
+    store = Store(db_url)
+    raw = corpus_raw_messages[0]
+    store.store_batch([_new(raw)])
+    refs = store.store_batch([_new(raw.replace(b"\n", b"\r\n"))])
+    assert refs[0].new is False
+    assert store.counts().messages == 1
+
+
+def test_raw_bytes_are_kept_exactly(db_url, corpus_raw_messages):
+    store = Store(db_url)
+    raw = corpus_raw_messages[3] + b"\x00\xff binary tail"
+    [ref] = store.store_batch([_new(raw)])
+    assert store.get_message(ref.pk).raw == raw
+
+
+def test_positive_writes_one_outbox_row_per_logical_email(db_url, corpus_raw_messages):
+    store = Store(db_url)
+    raw = corpus_raw_messages[1]
+    # The same email delivered twice with different transport headers: two rows, one alert.
+    other_copy = b"Received: from relay.example (relay) by mx; Mon, 1 Jan 2001 00:00:00 +0000\n" + raw
+    refs = store.store_batch([_new(raw), _new(other_copy)])
+    assert len({r.pk for r in refs}) == 2
+    created = store.record_predictions("m1", [PredictionInput(r.pk, 0.9, 0.5, True) for r in refs])
+    assert len(created) == 1
+    assert store.record_predictions("m1", [PredictionInput(r.pk, 0.9, 0.5, True) for r in refs]) == []
+    counts = store.counts()
+    assert counts.outbox == {"pending": 1}
+    assert counts.predictions == 2
+
+
+def test_old_mail_is_classified_but_never_queued(db_url, corpus_raw_messages):
+    store = Store(db_url)
+    [ref] = store.store_batch([_new(corpus_raw_messages[2], notify=False)])
+    assert store.record_predictions("m1", [PredictionInput(ref.pk, 0.99, 0.5, True)]) == []
+    assert store.messages_to_classify() == []
+
+
+def test_latest_label_wins_and_history_is_kept(db_url, corpus_raw_messages):
+    store = Store(db_url)
+    [ref] = store.store_batch([_new(corpus_raw_messages[4])])
+    store.add_label(ref.pk, 1, "corpus", "high")
+    store.add_label(ref.pk, 0, "cli")
+    current = store.current_labels()
+    assert current[ref.pk].value == 0 and current[ref.pk].source == "cli"
+
+
+def test_migrating_twice_is_harmless(db_url):
+    Store(db_url).close()
+    store = Store(db_url)
+    assert store.counts().messages == 0
