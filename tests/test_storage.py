@@ -59,7 +59,7 @@ def test_old_mail_is_classified_but_never_queued(db_url, corpus_raw_messages):
     store = Store(db_url)
     [ref] = store.store_batch([_new(corpus_raw_messages[2], notify=False)])
     assert store.record_predictions("m1", [PredictionInput(ref.pk, 0.99, 0.5, True)]) == []
-    assert store.messages_to_classify() == []
+    assert store.documents_to_classify() == []
 
 
 def test_latest_label_wins_and_history_is_kept(db_url, corpus_raw_messages):

@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from jeeves.errors import StoreError
-from jeeves.parsing import ParsedEmail
+from jeeves.parsing import EmailDocument, ParsedEmail
 from jeeves.storage.schema import (
     Account,
     Folder,
@@ -188,6 +188,15 @@ class Store:
         with self.session() as s:
             s.execute(update(Folder).where(Folder.id == folder_id).values(uidvalidity=uidvalidity, last_uid=0))
 
+    def content_hash_at(self, folder_id: int, uidvalidity: int, uid: int) -> str | None:
+        """Content hash of the message stored at a folder position, to detect rewritten files."""
+        with self.session() as s:
+            return s.scalar(
+                select(StoredMessage.content_hash)
+                .join(MessageLocation, MessageLocation.message_pk == StoredMessage.id)
+                .where(MessageLocation.folder_id == folder_id, MessageLocation.uidvalidity == uidvalidity, MessageLocation.uid == uid)
+            )
+
     def record_sync(self, account: str, *, error: str | None = None) -> None:
         """Note a finished sync (or its error) for ``jeeves status``."""
         now = utcnow()
@@ -262,16 +271,42 @@ class Store:
                 return s.get(StoredMessage, int(text_ref))
             return s.scalars(select(StoredMessage).where(StoredMessage.message_id == str(ref).strip()).limit(1)).first()
 
-    def messages_to_classify(self, limit: int = 500) -> list[StoredMessage]:
-        """Stored messages that have no prediction yet, oldest first."""
+    def documents_to_classify(self, limit: int = 500) -> list[tuple[int, EmailDocument]]:
+        """Stored messages with no prediction yet, oldest first, as classifier input.
+
+        Reads only the text columns: raw bytes (up to the size limit each) stay in the database.
+        """
         with self.session() as s:
             stmt = (
-                select(StoredMessage)
+                select(
+                    StoredMessage.id,
+                    StoredMessage.subject,
+                    StoredMessage.new_text,
+                    StoredMessage.quoted_text,
+                    StoredMessage.is_reply,
+                    StoredMessage.is_forward,
+                    StoredMessage.recipients,
+                    StoredMessage.sender_address,
+                )
                 .where(~select(Prediction.id).where(Prediction.message_pk == StoredMessage.id).exists())
                 .order_by(StoredMessage.id)
                 .limit(limit)
             )
-            return list(s.scalars(stmt))
+            return [
+                (
+                    row.id,
+                    EmailDocument(
+                        subject=row.subject,
+                        new_text=row.new_text,
+                        quoted_text=row.quoted_text,
+                        is_reply=row.is_reply,
+                        is_forward=row.is_forward,
+                        n_recipients=len([r for r in row.recipients.split(",") if r.strip()]),
+                        sender_address=row.sender_address,
+                    ),
+                )
+                for row in s.execute(stmt)
+            ]
 
     def record_predictions(self, model_version: str, predictions: Iterable[PredictionInput]) -> list[int]:
         """Write predictions and, for texted positives, their outbox rows in one transaction.
@@ -334,6 +369,23 @@ class Store:
             )
             rows = s.scalars(select(Label).join(newest, Label.id == newest.c.max_id))
             return {row.message_pk: row for row in rows}
+
+    def least_certain_unlabelled(self, limit: int = 20) -> list[tuple[StoredMessage, float, float]]:
+        """Unlabelled messages whose newest prediction sits closest to its threshold.
+
+        These are the labels that teach the model most (uncertainty sampling).
+        """
+        with self.session() as s:
+            latest = select(Prediction.message_pk, func.max(Prediction.id).label("pid")).group_by(Prediction.message_pk).subquery()
+            stmt = (
+                select(StoredMessage, Prediction.score, Prediction.threshold)
+                .join(latest, latest.c.message_pk == StoredMessage.id)
+                .join(Prediction, Prediction.id == latest.c.pid)
+                .where(~select(Label.id).where(Label.message_pk == StoredMessage.id).exists())
+                .order_by(func.abs(Prediction.score - Prediction.threshold))
+                .limit(limit)
+            )
+            return [(m, score, threshold) for m, score, threshold in s.execute(stmt).all()]
 
     # --- status -----------------------------------------------------------------------------
 

@@ -1,0 +1,66 @@
+"""Score stored messages that have no prediction yet with the serving model.
+
+Each batch's predictions and the outbox rows of its texted positives are written in one
+transaction (``Store.record_predictions``), so a crash leaves a message either unclassified
+(it is scored again next pass) or classified with its alert queued — never in between.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from jeeves.parsing import EmailDocument
+from jeeves.storage import PredictionInput, Store
+
+log = logging.getLogger(__name__)
+
+
+class ScoringModel(Protocol):
+    version: str
+    threshold: float
+
+    def score(self, documents: Sequence[EmailDocument]) -> np.ndarray: ...
+
+    def decide(self, scores: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class ClassifyReport:
+    classified: int = 0
+    positives: int = 0
+    queued: int = 0  # outbox rows created (texted positives not seen before)
+    model_version: str = ""
+    outbox_ids: list[int] = field(default_factory=list)
+
+
+def classify_pending(store: Store, model: ScoringModel, *, batch_size: int = 256, limit: int | None = None) -> ClassifyReport:
+    """Classify every stored message without a prediction (up to ``limit``)."""
+    report = ClassifyReport(model_version=model.version)
+    while limit is None or report.classified < limit:
+        size = batch_size if limit is None else min(batch_size, limit - report.classified)
+        pending = store.documents_to_classify(size)
+        if not pending:
+            break
+        pks = [pk for pk, _ in pending]
+        scores = np.asarray(model.score([doc for _, doc in pending]), dtype=float)
+        decisions = np.asarray(model.decide(scores), dtype=bool)
+        created = store.record_predictions(
+            model.version,
+            [PredictionInput(pk, float(s), float(model.threshold), bool(d)) for pk, s, d in zip(pks, scores, decisions)],
+        )
+        report.classified += len(pks)
+        report.positives += int(decisions.sum())
+        report.queued += len(created)
+        report.outbox_ids.extend(created)
+        if len(pending) < size:
+            break
+    if report.classified:
+        log.info(
+            "classified %d messages: %d positive, %d alerts queued (model %s)",
+            report.classified, report.positives, report.queued, model.version,
+        )
+    return report

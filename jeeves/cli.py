@@ -1,0 +1,210 @@
+"""The ``jeeves`` command: argument parsing and printing only; the work is in the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from jeeves import __version__
+from jeeves.config import SHIPPED_DATA_DIR, load_settings
+from jeeves.errors import JeevesError
+from jeeves.logs import configure_logging
+
+log = logging.getLogger("jeeves")
+
+DEFAULT_CORPUS = SHIPPED_DATA_DIR / "enron-meetings"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jeeves", description="Texts you when someone wants to meet and no place is set.")
+    parser.add_argument("--version", action="version", version=f"jeeves {__version__}")
+    parser.add_argument("-c", "--config", help="TOML config file (default: $JEEVES_CONFIG)")
+    parser.add_argument("--log-format", choices=["text", "json"], help="log line format (default: config, else text)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="watch mail and send alerts (the daemon)")
+    p.add_argument("--once", action="store_true", help="one ingest → classify → notify pass, then exit")
+    p.add_argument("--dry-run", action="store_true", help="do everything but send")
+
+    p = sub.add_parser("import", help="store an mbox file or maildir (not texted unless --notify)")
+    p.add_argument("path")
+    p.add_argument("--notify", action="store_true", help="text positives found in it too")
+
+    p = sub.add_parser("train", help="fit and compare models; persist the winner")
+    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="labelled corpus dir (messages.mbox + labels.csv)")
+    p.add_argument("--out", type=Path, help="models directory (default: model.dir from config)")
+    p.add_argument("--target-recall", type=float, help="recall the threshold must reach (default: config)")
+    p.add_argument("--quick", action="store_true", help="a small grid, for a fast check")
+
+    p = sub.add_parser("evaluate", help="score a model on a labelled corpus")
+    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    p.add_argument("--model", type=Path, help="model file or directory (default: the serving model)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--out", type=Path, help="write plots and report.md here")
+
+    p = sub.add_parser("classify", help="score one .eml file")
+    p.add_argument("file", type=Path)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("explain", help="why a message scored as it did")
+    p.add_argument("message", help="stored message id, Message-ID, or .eml path")
+
+    p = sub.add_parser("label", help="tell Jeeves whether a message needs a place (1) or not (0)")
+    p.add_argument("message", nargs="?", help="stored message id (as in the SMS, e.g. 123) or Message-ID")
+    p.add_argument("value", nargs="?", type=int, choices=[0, 1])
+    p.add_argument("--review", action="store_true", help="label the least certain stored messages one by one")
+    p.add_argument("--limit", type=int, default=20, help="how many to review")
+
+    p = sub.add_parser("status", help="accounts, counts, model and outbox")
+    p.add_argument("--json", action="store_true")
+
+    sub.add_parser("health", help="exit 0 when the database and model are usable, 1 otherwise")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        configure_logging("DEBUG" if args.verbose else settings.daemon.log_level, args.log_format or settings.daemon.log_format)
+        return COMMANDS[args.command](settings, args)
+    except JeevesError as exc:
+        print(f"jeeves: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _app(settings):
+    from jeeves.service import Jeeves
+
+    return Jeeves(settings)
+
+
+def cmd_run(settings, args) -> int:
+    if args.once:
+        app = _app(settings)
+        report = app.run_once(dry_run=args.dry_run or None)
+        n = report.notify
+        print(
+            f"stored {report.stored} new, classified {report.classify.classified} "
+            f"({report.classify.positives} positive, {report.classify.queued} alerts queued); "
+            f"sent {getattr(n, 'sent', 0)}, held {getattr(n, 'held', 0)}, suppressed {getattr(n, 'suppressed', 0)}, "
+            f"failed {getattr(n, 'failed', 0)}",
+            file=sys.stderr,
+        )
+        return 1 if report.errors else 0
+    from jeeves.daemon import run_daemon
+
+    return run_daemon(settings, dry_run=args.dry_run)
+
+
+def cmd_import(settings, args) -> int:
+    report = _app(settings).import_path(args.path, notify=args.notify, progress=sys.stderr.isatty())
+    print(f"read {report.fetched} messages, {report.stored} new")
+    return 0
+
+
+def cmd_train(settings, args) -> int:
+    from jeeves.training import train_corpus
+
+    out = args.out or settings.model.dir
+    card = train_corpus(
+        args.corpus, out, target_recall=args.target_recall or settings.model.target_recall, progress=True, quick=args.quick
+    )
+    version = card["version"] if isinstance(card, dict) else getattr(card, "version", card)
+    print(f"model {version} saved in {out} and made current")
+    return 0
+
+
+def cmd_evaluate(settings, args) -> int:
+    from jeeves.evaluation import evaluate_corpus
+    from jeeves.training import load_model
+
+    model = load_model(args.model, models_dir=settings.model.dir) if args.model else _app(settings).model
+    report = evaluate_corpus(model, args.corpus, out_dir=args.out)
+    if args.json:
+        print(json.dumps(report.as_dict(), default=float))
+    else:
+        print(report.to_text())
+    return 0
+
+
+def cmd_classify(settings, args) -> int:
+    parsed, score, decision = _app(settings).classify_file(args.file)
+    if args.json:
+        print(json.dumps({"message_id": parsed.message_id, "subject": parsed.subject, "score": score, "decision": decision}))
+    else:
+        verdict = "needs a place" if decision else "no alert"
+        print(f"{score:.3f}  {verdict}  {parsed.subject!r} from {parsed.sender}")
+    return 0
+
+
+def cmd_explain(settings, args) -> int:
+    app = _app(settings)
+    _, document = app.document_for(args.message)
+    print(app.model.explain(document))
+    return 0
+
+
+def cmd_label(settings, args) -> int:
+    app = _app(settings)
+    if args.review:
+        from jeeves.review import review_uncertain
+
+        done = review_uncertain(app, limit=args.limit, ask=input, show=print)
+        print(f"labelled {done} messages")
+        return 0
+    if args.message is None or args.value is None:
+        print("jeeves label: give MESSAGE and 0|1, or --review", file=sys.stderr)
+        return 2
+    pk = app.label(args.message, args.value)
+    print(f"message {pk} labelled {args.value}")
+    return 0
+
+
+def cmd_status(settings, args) -> int:
+    status = _app(settings).status()
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+        return 0
+    model = status["model"]
+    print(f"database   {status['database']}")
+    print(f"model      {model.get('version') or model.get('error')}" + (f" (threshold {model['threshold']:.3f})" if "threshold" in model else ""))
+    print(f"messages   {status['messages']} stored, {status['predictions']} classified, {status['positives']} positive, {status['labelled']} labelled")
+    outbox = ", ".join(f"{k} {v}" for k, v in sorted(status["outbox"].items())) or "empty"
+    print(f"outbox     {outbox}")
+    for account in status["accounts"]:
+        state = f"error: {account['last_error']}" if account["last_error"] else f"last sync {account['last_sync'] or 'never'}"
+        print(f"account    {account['name']} ({account['kind']}): {state}")
+    return 0
+
+
+def cmd_health(settings, args) -> int:
+    try:
+        app = _app(settings)
+        app.store.counts()
+        app.model
+    except JeevesError as exc:
+        print(f"unhealthy: {exc}", file=sys.stderr)
+        return 1
+    print("ok")
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "import": cmd_import,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "classify": cmd_classify,
+    "explain": cmd_explain,
+    "label": cmd_label,
+    "status": cmd_status,
+    "health": cmd_health,
+}

@@ -1,0 +1,149 @@
+"""The long-running service: APScheduler jobs over the ``Jeeves`` library object.
+
+Jobs live in memory and are rebuilt from the config at start (a job store shared between
+processes causes duplicate or missed runs); processes coordinate through the database.
+APScheduler 3.x drops a run that is more than one second late by default, so every job sets
+``misfire_grace_time`` and ``coalesce`` deliberately, and never overlaps itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from datetime import datetime, timezone
+
+from apscheduler.events import EVENT_JOB_ERROR
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from jeeves.config import Settings
+from jeeves.errors import JeevesError, StoreError
+from jeeves.service import Jeeves
+
+log = logging.getLogger(__name__)
+
+#: How long a dead IMAP watcher waits before the scheduler restarts it.
+WATCHER_RESTART_SECONDS = 15.0
+
+
+class Daemon:
+    """Owns the scheduler, the stop event and the jobs; ``run`` blocks until stopped."""
+
+    def __init__(self, settings: Settings, *, app: Jeeves | None = None, dry_run: bool = False) -> None:
+        self.settings = settings
+        self.app = app or Jeeves(settings)
+        self.dry_run = dry_run
+        self.stop_event = threading.Event()
+        self._pipeline_lock = threading.Lock()
+        # One thread per IMAP watcher (they block in IDLE) plus the periodic jobs.
+        workers = len(settings.accounts) + 4
+        self.scheduler = BackgroundScheduler(
+            timezone=timezone.utc,
+            executors={"default": ThreadPoolExecutor(max_workers=workers)},
+            job_defaults={"coalesce": True, "max_instances": 1},
+        )
+        self.scheduler.add_listener(self._on_job_error, EVENT_JOB_ERROR)
+
+    # --- jobs ---------------------------------------------------------------------------
+
+    def pipeline(self) -> None:
+        """Classify what is stored and send what is due; triggered by new mail and on a timer."""
+        if self.stop_event.is_set():
+            return
+        with self._pipeline_lock:
+            try:
+                self.app.classify()
+                self.app.notify(dry_run=self.dry_run or None)
+            except StoreError as exc:
+                log.error("database unavailable, will retry: %s", exc)
+
+    def sync_mailboxes(self) -> None:
+        from jeeves.sources.mailbox_file import MailboxFileSource
+
+        for box in self.settings.mailboxes:
+            if self.stop_event.is_set():
+                return
+            source = MailboxFileSource(box.path, self.app.store, notify=box.notify)
+            try:
+                report = source.sync()
+            except JeevesError as exc:
+                log.error("mail file %s: %s", box.path, exc)
+                continue
+            if report.stored:
+                self.pipeline()
+
+    def watch_account(self, name: str) -> None:
+        """Run one account's IDLE/poll loop until stop; the scheduler restarts it if it dies."""
+        from jeeves.sources.imap import IMAPSource
+
+        account = next(a for a in self.settings.accounts if a.name == name)
+        source = IMAPSource(account, self.app.store)
+        try:
+            source.watch(self.stop_event, lambda report: self.pipeline() if report.stored else None)
+        except JeevesError as exc:
+            log.error("account %s stopped: %s; restarting in %.0f s", name, exc, WATCHER_RESTART_SECONDS)
+        finally:
+            source.close()
+
+    def retrain(self) -> None:
+        from jeeves.retrain import retrain_and_maybe_promote
+
+        try:
+            retrain_and_maybe_promote(self.app)
+        except JeevesError as exc:
+            log.error("scheduled retrain failed: %s", exc)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def schedule(self) -> None:
+        now = datetime.now(timezone.utc)
+        interval = self.settings.daemon.outbox_interval
+        self.scheduler.add_job(self.pipeline, "interval", seconds=interval, id="pipeline", next_run_time=now,
+                               misfire_grace_time=max(1, int(interval)))
+        if self.settings.mailboxes:
+            every = self.settings.daemon.mailbox_interval
+            self.scheduler.add_job(self.sync_mailboxes, "interval", seconds=every, id="mailboxes", next_run_time=now,
+                                   misfire_grace_time=max(1, int(every)))
+        for account in self.settings.accounts:
+            self.scheduler.add_job(self.watch_account, "interval", args=[account.name], seconds=WATCHER_RESTART_SECONDS,
+                                   id=f"watch:{account.name}", next_run_time=now, misfire_grace_time=None)
+        hours = self.settings.daemon.retrain_interval_hours
+        if hours > 0:
+            self.scheduler.add_job(self.retrain, "interval", hours=hours, id="retrain", misfire_grace_time=3600)
+
+    def run(self) -> int:
+        self.app.store  # migrate and fail fast on a bad database URL
+        self.app.model  # fail fast on a missing or incompatible model
+        self.schedule()
+        self.scheduler.start()
+        log.info("jeeves running", extra={"accounts": len(self.settings.accounts), "mailboxes": len(self.settings.mailboxes)})
+        try:
+            while not self.stop_event.wait(1.0):
+                pass
+        finally:
+            self.shutdown()
+        return 0
+
+    def stop(self, *_: object) -> None:
+        if not self.stop_event.is_set():
+            log.info("stopping: finishing current work")
+        self.stop_event.set()
+
+    def shutdown(self) -> None:
+        self.stop_event.set()
+        started = time.monotonic()
+        self.scheduler.shutdown(wait=True)
+        self.app.close()
+        log.info("stopped", extra={"seconds": round(time.monotonic() - started, 2)})
+
+    def _on_job_error(self, event) -> None:
+        log.error("job %s failed: %r", event.job_id, event.exception)
+
+
+def run_daemon(settings: Settings, *, dry_run: bool = False) -> int:
+    daemon = Daemon(settings, dry_run=dry_run)
+    signal.signal(signal.SIGTERM, daemon.stop)
+    signal.signal(signal.SIGINT, daemon.stop)
+    return daemon.run()
