@@ -75,17 +75,27 @@ class Daemon:
                 self.pipeline()
 
     def watch_account(self, name: str) -> None:
-        """Run one account's IDLE/poll loop until stop; the scheduler restarts it if it dies."""
+        """Run one account's IDLE/poll loop until stop; the scheduler restarts it if it dies.
+
+        With several daemons on one PostgreSQL database, the account lease makes exactly one
+        of them watch each account; the others retry every WATCHER_RESTART_SECONDS and take
+        over when the holder dies.
+        """
         from jeeves.sources.imap import IMAPSource
 
         account = next(a for a in self.settings.accounts if a.name == name)
-        source = IMAPSource(account, self.app.store)
-        try:
-            source.watch(self.stop_event, lambda report: self.pipeline() if report.stored else None)
-        except JeevesError as exc:
-            log.error("account %s stopped: %s; restarting in %.0f s", name, exc, WATCHER_RESTART_SECONDS)
-        finally:
-            source.close()
+        with self.app.store.account_lease(name) as held:
+            if not held:
+                log.debug("account %s is watched by another process", name)
+                return
+            log.info("watching account %s", name)
+            source = IMAPSource(account, self.app.store)
+            try:
+                source.watch(self.stop_event, lambda report: self.pipeline() if report.stored else None)
+            except JeevesError as exc:
+                log.error("account %s stopped: %s; restarting in %.0f s", name, exc, WATCHER_RESTART_SECONDS)
+            finally:
+                source.close()
 
     def retrain(self) -> None:
         from jeeves.retrain import retrain_and_maybe_promote

@@ -75,3 +75,15 @@ def test_migrating_twice_is_harmless(db_url):
     Store(db_url).close()
     store = Store(db_url)
     assert store.counts().messages == 0
+
+
+def test_account_lease_is_exclusive_across_connections_and_freed_on_exit(pg_url):
+    first, second = Store(pg_url), Store(pg_url, migrate=False)
+    with first.account_lease("work") as held:
+        assert held
+        with second.account_lease("work") as other:
+            assert not other
+        with second.account_lease("home") as unrelated:
+            assert unrelated
+    with second.account_lease("work") as after:
+        assert after

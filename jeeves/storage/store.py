@@ -8,6 +8,7 @@ NOTHING``), so replaying any step after a crash is harmless.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from contextlib import contextmanager
@@ -156,6 +157,38 @@ class Store:
         except DBAPIError as exc:
             raise StoreError(f"cannot migrate the database at {_safe_url(self.url)}: {_short(exc)}") from exc
         self._migrated.set()
+
+    @contextmanager
+    def account_lease(self, account: str) -> Iterator[bool]:
+        """Hold the right to watch ``account`` for the duration of the block.
+
+        On PostgreSQL this is a session advisory lock on a dedicated connection: exactly one
+        process holds it, and it is released the moment that process dies (its connection
+        closes), so another daemon takes the account over on its next try. SQLite is a
+        single-process database, so the lease is always granted there.
+        """
+        if self.dialect != "postgresql":
+            yield True
+            return
+        key = int.from_bytes(hashlib.sha256(f"jeeves-account:{account}".encode()).digest()[:8], "big", signed=True)
+        try:
+            connection = self.engine.connect()
+        except DBAPIError as exc:
+            raise StoreError(f"database error ({self.dialect}): {_short(exc)}") from exc
+        try:
+            held = bool(connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+            connection.commit()
+            try:
+                yield held
+            finally:
+                if held:
+                    try:
+                        connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                        connection.commit()
+                    except DBAPIError:
+                        pass  # the connection is gone, and with it the lock
+        finally:
+            connection.close()
 
     def _insert(self, table):
         if self.dialect == "postgresql":
