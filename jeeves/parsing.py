@@ -231,10 +231,10 @@ def _decode_part(part: Message, defects: list[str]) -> str:
     if charset:
         try:
             return payload.decode(charset)
-        except LookupError:
-            defects.append(f"unknown charset {charset}")
         except UnicodeDecodeError:
             defects.append(f"bytes not in declared charset {charset}")
+        except (LookupError, ValueError, TypeError):  # unknown name, or one with a NUL in it
+            defects.append(f"unknown charset {charset!r}")
     try:
         return payload.decode("utf-8")
     except UnicodeDecodeError:
