@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email import policy
-from email.headerregistry import Address
+from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
@@ -127,16 +127,32 @@ def parse_email(raw: bytes) -> ParsedEmail:
 
 
 def _header_text(message: Message, name: str, defects: list[str]) -> str:
-    """A header as text; policy.default raises on some malformed headers, so fall back to raw."""
+    """A header's first value as text, with RFC 2047 encoded words decoded.
+
+    Reads the raw value and decodes it with ``email.header`` instead of building
+    ``policy.default``'s structured header objects: those cost more than half of the parse
+    time (measured in bench/bench_parse.py) and raise on some malformed values, while Jeeves
+    only needs the text.
+    """
+    raw = None
+    lowered = name.lower()
     try:
-        value = message.get(name)
+        for key, value in message.raw_items():
+            if key.lower() == lowered:
+                raw = value
+                break
     except Exception as exc:  # noqa: BLE001
         defects.append(f"header {name}: {type(exc).__name__}")
-        raw_items = [v for k, v in message.raw_items() if k.lower() == name] if hasattr(message, "raw_items") else []
-        value = raw_items[0] if raw_items else None
-    if value is None:
+    if raw is None:
         return ""
-    text = str(value)
+    text = str(raw)
+    if "=?" in text:
+        try:
+            text = str(make_header(decode_header(text)))
+        except Exception:  # noqa: BLE001 - undecodable encoded words stay as written
+            defects.append(f"header {name}: bad encoded word")
+    if any("\udc80" <= ch <= "\udcff" for ch in text):  # raw 8-bit bytes kept as surrogates
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     text = text.replace("\r", " ").replace("\n", " ")
     return re.sub(r"\s+", " ", text).strip()
 
@@ -268,24 +284,25 @@ _FORWARD_MARKER = re.compile(
     r"^\s*(-{3,}\s*Forwarded by\b|-{3,}\s*Forwarded message\s*-{3,}|Begin forwarded message:)",
     re.IGNORECASE | re.MULTILINE,
 )
-_HISTORY_MARKERS = [
-    re.compile(r"^\s*-{2,}\s*Original Message\s*-{2,}", re.IGNORECASE | re.MULTILINE),
-    _FORWARD_MARKER,
-    # "On Mon, 5 Jun 2000, Jane Doe wrote:" (may wrap onto a second line)
-    re.compile(r"^\s*On\b[^\n]{0,200}(\n[^\n]{0,200})?\bwrote:\s*$", re.IGNORECASE | re.MULTILINE),
-    re.compile(r"^[^\n>]{1,200}\bwrote:\s*$", re.IGNORECASE | re.MULTILINE),
+_HISTORY_MARKERS: list[tuple[str, re.Pattern[str]]] = [
+    # (a lower-case substring every match contains, the pattern)
+    ("original message", re.compile(r"^\s*-{2,}\s*Original Message\s*-{2,}", re.IGNORECASE | re.MULTILINE)),
+    ("forward", _FORWARD_MARKER),
+    # "On Mon, 5 Jun 2000, Jane Doe wrote:" (may wrap onto a second line), or "Jane wrote:"
+    ("wrote:", re.compile(r"^\s*On\b[^\n]{0,200}(\n[^\n]{0,200})?\bwrote:\s*$", re.IGNORECASE | re.MULTILINE)),
+    ("wrote:", re.compile(r"^[^\n>]{1,200}\bwrote:\s*$", re.IGNORECASE | re.MULTILINE)),
     # Outlook: "From: X" followed closely by Sent:/Date:/To:
-    re.compile(r"^\s*From:\s[^\n]*\n(\s*[^\n]*\n){0,2}\s*(Sent|Date|To):\s", re.IGNORECASE | re.MULTILINE),
+    ("from:", re.compile(r"^\s*From:\s[^\n]*\n(\s*[^\n]*\n){0,2}\s*(Sent|Date|To):\s", re.IGNORECASE | re.MULTILINE)),
     # Lotus Notes: "Name@ORG\n07/06/2000 05:45 PM\nTo: ..." or '"X" <a@b> on 04/23/2001 10:53:37 AM\nTo:'
-    re.compile(
-        r"^[^\n]*\S[^\n]*\n\s*\d{1,2}/\d{1,2}/\d{2,4}\s+\d{1,2}:\d{2}(:\d{2})?\s*[AP]M\s*\n(\s*\n){0,2}\s*To:\s",
+    ("to:", re.compile(
+        r"^[^\n]*\n[ \t]*\d{1,2}/\d{1,2}/\d{2,4}[ \t]+\d{1,2}:\d{2}(:\d{2})?[ \t]*[AP]M[ \t]*\n(\s*\n){0,2}\s*To:\s",
         re.IGNORECASE | re.MULTILINE,
-    ),
-    re.compile(
-        r"^[^\n]*\bon\s+\d{1,2}/\d{1,2}/\d{2,4}\s+\d{1,2}:\d{2}(:\d{2})?\s*[AP]M\s*\n(\s*\n){0,2}\s*To:\s",
+    )),
+    ("to:", re.compile(
+        r"^[^\n]*\bon[ \t]+\d{1,2}/\d{1,2}/\d{2,4}[ \t]+\d{1,2}:\d{2}(:\d{2})?[ \t]*[AP]M[ \t]*\n(\s*\n){0,2}\s*To:\s",
         re.IGNORECASE | re.MULTILINE,
-    ),
-    re.compile(r"^\s*From:\s+[^\n]*\d{1,2}/\d{1,2}/\d{2,4}\s+\d{1,2}:\d{2}", re.IGNORECASE | re.MULTILINE),
+    )),
+    ("from:", re.compile(r"^\s*From:\s+[^\n]*\d{1,2}/\d{1,2}/\d{2,4}\s+\d{1,2}:\d{2}", re.IGNORECASE | re.MULTILINE)),
 ]
 
 
@@ -297,7 +314,10 @@ def split_quoted(text: str) -> tuple[str, str]:
     with ``>`` above that point also count as history.
     """
     cut = len(text)
-    for pattern in _HISTORY_MARKERS:
+    lowered = text.lower()
+    for needle, pattern in _HISTORY_MARKERS:
+        if needle not in lowered:
+            continue  # most bodies have no history at all: skip the regex scan
         match = pattern.search(text)
         if match and match.start() < cut:
             cut = match.start()
