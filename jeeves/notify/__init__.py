@@ -1,0 +1,52 @@
+"""Notification: the outbox sender, the channels it sends through, and the user's rules.
+
+The service builds one notifier with ``make_notifier(settings)`` and one ``OutboxSender`` per
+process, then calls ``sender.run_once()`` every pass (it reconciles interrupted sends first).
+"""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from jeeves.config import Settings
+from jeeves.notify.base import (
+    AmbiguousSendError,
+    Notifier,
+    PermanentSendError,
+    ReconcileUnavailable,
+    SendResult,
+    TransientSendError,
+)
+from jeeves.notify.console import ConsoleNotifier
+from jeeves.notify.message import compose, gsm7_length, proposed_time, to_gsm7
+from jeeves.notify.outbox import OutboxSender, SendSummary
+from jeeves.notify.policy import Policy
+
+
+def make_notifier(settings: Settings, *, stream: TextIO | None = None) -> Notifier:
+    """Twilio when asked for or when its credentials are set (channel "auto"), else the console."""
+    channel = settings.notify.channel
+    if channel == "twilio" or (channel == "auto" and settings.twilio.configured):
+        from jeeves.notify.twilio import TwilioNotifier
+
+        return TwilioNotifier(settings.twilio)
+    return ConsoleNotifier(stream)
+
+
+__all__ = [
+    "AmbiguousSendError",
+    "ConsoleNotifier",
+    "Notifier",
+    "OutboxSender",
+    "PermanentSendError",
+    "Policy",
+    "ReconcileUnavailable",
+    "SendResult",
+    "SendSummary",
+    "TransientSendError",
+    "compose",
+    "gsm7_length",
+    "make_notifier",
+    "proposed_time",
+    "to_gsm7",
+]

@@ -1,0 +1,43 @@
+"""Alerts printed to a terminal: the default channel and what the demo shows."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import threading
+from datetime import datetime
+from typing import TextIO
+
+from jeeves.notify.base import ReconcileUnavailable, SendResult
+
+
+class ConsoleNotifier:
+    """Prints one block per alert to ``stream`` (stdout by default).
+
+    A terminal keeps no record Jeeves can query, so ``can_reconcile`` is False: a send
+    interrupted by a crash is counted as delivered (at most once) rather than printed again.
+    For a console that is the better error: a lost line is visible in the log, a repeated
+    one looks like a second meeting request.
+    """
+
+    channel = "console"
+    can_reconcile = False
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+
+    def send(self, to: str, body: str) -> SendResult:
+        stream = self._stream or sys.stdout
+        with self._lock:
+            number = next(self._ids)
+            stream.write(f"[jeeves alert] {body}\n")
+            stream.flush()
+        return SendResult(provider_id=f"console-{number}", status="printed")
+
+    def find_sent(self, to: str, since: datetime, body: str) -> SendResult | None:
+        raise ReconcileUnavailable("the console keeps no record of printed alerts")
+
+    def __repr__(self) -> str:
+        return "ConsoleNotifier()"
