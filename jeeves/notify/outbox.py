@@ -202,10 +202,11 @@ class OutboxSender:
                 subject=message.subject if message else "",
                 new_text=message.new_text if message else "",
             )
-            guard = and_(OutboxEntry.id == row.id, OutboxEntry.status == PENDING, OutboxEntry.attempts == row.attempts)
+            row_id, attempts = row.id, row.attempts  # the ORM update below refreshes ``row``
+            guard = and_(OutboxEntry.id == row_id, OutboxEntry.status == PENDING, OutboxEntry.attempts == attempts)
             if decision.action == "send":
                 values = dict(
-                    status=SENDING, attempts=row.attempts + 1, claimed_by=self.worker_id, claimed_at=now,
+                    status=SENDING, attempts=attempts + 1, claimed_by=self.worker_id, claimed_at=now,
                     last_attempt_at=now, body=body, recipient=self.recipient, channel=self.notifier.channel,
                 )
             elif decision.action == "hold":
@@ -217,11 +218,13 @@ class OutboxSender:
                     status=DRY_RUN, body=body, recipient=self.recipient, channel=self.notifier.channel,
                     last_attempt_at=now, claimed_by=self.worker_id, claimed_at=now, error_message=None,
                 )
-            changed = s.execute(update(OutboxEntry).where(guard).values(**values)).rowcount
+            changed = s.execute(
+                update(OutboxEntry).where(guard).values(**values).execution_options(synchronize_session=False)
+            ).rowcount
             if changed != 1:
                 return _POLICY_HANDLED  # another sender moved it first
-            self._step("claim-uncommitted", row.id)
-        self._step("after-claim", row.id)
+            self._step("claim-uncommitted", row_id)
+        self._step("after-claim", row_id)
         if decision.action != "send":
             if decision.action == "hold":
                 summary.held += 1
@@ -229,10 +232,10 @@ class OutboxSender:
                 summary.suppressed += 1
             else:
                 summary.dry_run += 1
-            _event(decision.action if decision.action != "suppress" else "suppressed", row.id, self.recipient,
+            _event(decision.action if decision.action != "suppress" else "suppressed", row_id, self.recipient,
                    reason=decision.reason, not_before=decision.not_before.isoformat() if decision.not_before else None)
             return _POLICY_HANDLED
-        return _Attempt(row.id, row.attempts + 1, self.recipient, body, now)
+        return _Attempt(row_id, attempts + 1, self.recipient, body, now)
 
     def _history(self, s, row: OutboxEntry, now: datetime) -> History:
         last_in_thread = None

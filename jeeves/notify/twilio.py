@@ -9,6 +9,7 @@ resending" is the only guard against a double text.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timedelta, timezone
 
@@ -63,10 +64,8 @@ class TwilioNotifier:
         sender = {"messaging_service_sid": self._service} if self._service else {"from_": self._from}
         try:
             message = self._client.messages.create(to=to, body=body, **sender)
-        except TwilioRestException as exc:
-            raise classify_rest_error(exc.status, exc.code, exc.msg) from None
-        except TwilioException as exc:  # TwilioServiceException (RFC 9457 bodies) and kin
-            raise classify_rest_error(getattr(exc, "status", None), getattr(exc, "code", None), str(exc)) from None
+        except TwilioException as exc:
+            raise classify_twilio_exception(exc) from None
         except requests.RequestException as exc:
             raise classify_transport_error(exc) from None
         return SendResult(provider_id=message.sid, status=str(message.status or "queued"))
@@ -89,8 +88,8 @@ class TwilioNotifier:
             if found is None:
                 dated = self._client.messages.list(to=to, date_sent_after=since, page_size=100)
                 found = _match(dated, wanted, since, use_created=False)
-        except TwilioRestException as exc:
-            raise classify_rest_error(exc.status, exc.code, exc.msg) from None
+        except TwilioException as exc:
+            raise classify_twilio_exception(exc) from None
         except requests.RequestException as exc:
             raise classify_transport_error(exc) from None
         return found
@@ -109,6 +108,28 @@ def _match(messages, wanted: str, since: datetime, *, use_created: bool) -> Send
             continue
         return SendResult(provider_id=message.sid, status=str(message.status))
     return None
+
+
+def classify_twilio_exception(exc: TwilioException) -> Exception:
+    """Any exception of the twilio library as a send error.
+
+    Three shapes exist: ``TwilioRestException`` (status, code, msg), ``TwilioServiceException``
+    (RFC 9457 bodies: status, code), and a bare ``TwilioException("Unable to fetch page",
+    response)`` raised by list reads, which carries only the HTTP response.
+    """
+    if isinstance(exc, TwilioRestException):
+        return classify_rest_error(exc.status, exc.code, exc.msg)
+    status = getattr(exc, "status", None)
+    code = getattr(exc, "code", None)
+    if status is None:
+        response = next((a for a in exc.args if hasattr(a, "status_code")), None)
+        if response is not None:
+            status = response.status_code
+            try:
+                code = json.loads(response.text).get("code", status)
+            except (ValueError, AttributeError):
+                code = status
+    return classify_rest_error(status, code, str(exc.args[0]) if exc.args else type(exc).__name__)
 
 
 def classify_rest_error(status: int | None, code: int | str | None, message: str) -> Exception:
