@@ -1,0 +1,149 @@
+"""The IMAP watcher against a real Dovecot: IDLE push, polling, dropped links and restarts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from sqlalchemy import func, select
+
+from jeeves.sources import SyncReport
+from jeeves.sources.imap import IMAPSource
+from jeeves.storage import Store
+from jeeves.storage.schema import Account, MessageLocation, StoredMessage
+
+
+def _msg(n: int, tag: str = "w") -> bytes:
+    return (
+        f"From: s{n}@example.com\r\nTo: alice@example.com\r\nSubject: {tag} {n}\r\n"
+        f"Message-ID: <{tag}{n}.{time.time_ns()}@example.com>\r\n\r\nMeet at noon? #{n}\r\n"
+    ).encode()
+
+
+def _count(store: Store) -> int:
+    with store.session() as s:
+        return s.scalar(select(func.count()).select_from(StoredMessage))
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(0.05)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+@contextmanager
+def _watching(source: IMAPSource) -> Iterator[list[SyncReport]]:
+    stop = threading.Event()
+    reports: list[SyncReport] = []
+    thread = threading.Thread(target=source.watch, args=(stop, reports.append), daemon=True)
+    thread.start()
+    try:
+        yield reports
+    finally:
+        stop.set()
+        started = time.monotonic()
+        thread.join(10)
+        assert not thread.is_alive(), "watch() did not return after stop was set"
+        assert time.monotonic() - started < 3, "watch() took too long to notice stop"
+
+
+def test_idle_push_stores_new_mail_within_seconds(dovecot, tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'j.db'}")
+    # A long poll interval: only IDLE can deliver the mail in time.
+    source = IMAPSource(dovecot.account("alice", first_sync="new", poll_interval=600), store)
+    with _watching(source) as reports:
+        _wait_for(lambda: store.folder_state("alice", "INBOX").uidvalidity is not None, 5)
+        time.sleep(0.3)  # let the watcher enter IDLE
+        latencies = []
+        for i in range(3):
+            dovecot.append("alice", "INBOX", _msg(i))
+            latencies.append(_wait_for(lambda: _count(store) == i + 1, 5))
+    assert max(latencies) < 5
+    assert sum(r.stored for r in reports) == 3
+    assert all(m.notify for m in _all(store))
+
+
+def _all(store: Store) -> list[StoredMessage]:
+    with store.session() as s:
+        return list(s.scalars(select(StoredMessage)))
+
+
+def test_polling_when_idle_is_off_and_other_folders_are_polled(dovecot, tmp_path):
+    dovecot.create_folder("alice", "Other")
+    store = Store(f"sqlite:///{tmp_path / 'j.db'}")
+    source = IMAPSource(dovecot.account("alice", folders=["INBOX", "Other"], idle=False, poll_interval=0.5), store)
+    with _watching(source):
+        _wait_for(lambda: store.folder_state("alice", "Other").uidvalidity is not None, 5)
+        dovecot.append("alice", "Other", _msg(1, "other"))
+        dovecot.append("alice", "INBOX", _msg(2, "inbox"))
+        _wait_for(lambda: _count(store) == 2, 5)
+    # With IDLE on INBOX, the second folder is still polled at poll_interval.
+    source = IMAPSource(dovecot.account("alice", folders=["INBOX", "Other"], poll_interval=1), store)
+    with _watching(source):
+        time.sleep(0.5)
+        dovecot.append("alice", "Other", _msg(3, "other"))
+        _wait_for(lambda: _count(store) == 3, 5)
+
+
+def test_killed_connections_and_restart_mid_sync_lose_and_duplicate_nothing(dovecot, db_url, corpus_raw_messages):
+    raws = corpus_raw_messages[:300]
+    expected = len({r.replace(b"\r\n", b"\n").rstrip(b"\n") for r in raws})
+    dovecot.append_many("alice", "INBOX", raws)
+    store = Store(db_url)
+    batches = {"n": 0}
+    real_store_batch = store.store_batch
+
+    def flaky_store_batch(messages, **kwargs):
+        refs = real_store_batch(messages, **kwargs)
+        if messages:
+            batches["n"] += 1
+            if batches["n"] == 3:
+                dovecot.kill_connections()  # the link drops mid-sync
+            elif batches["n"] == 6:
+                dovecot.restart()  # the server goes away and comes back
+        return refs
+
+    store.store_batch = flaky_store_batch  # type: ignore[method-assign]
+    source = IMAPSource(dovecot.account("alice", fetch_batch=25, poll_interval=600), store)
+    with _watching(source):
+        _wait_for(lambda: _count(store) == expected, 30)
+        # Mail that arrives after the restart is caught up too.
+        dovecot.kill_connections()
+        dovecot.append("alice", "INBOX", _msg(1, "after"))
+        _wait_for(lambda: _count(store) == expected + 1, 10)
+    assert batches["n"] >= 7
+    with store.session() as s:
+        locations = s.scalar(select(func.count()).select_from(MessageLocation))
+        distinct = s.scalar(select(func.count(func.distinct(MessageLocation.uid))))
+    assert locations == distinct == len(raws) + 1
+    assert store.folder_state("alice", "INBOX").last_uid == max(dovecot.uids("alice", "INBOX"))
+
+
+def test_watcher_with_wrong_password_records_error_and_stops_promptly(dovecot, tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'j.db'}")
+    source = IMAPSource(dovecot.account("alice", password="nope"), store)
+    with _watching(source) as reports:
+        def recorded() -> bool:
+            with store.session() as s:
+                return bool(s.scalar(select(Account.last_error).where(Account.name == "alice")))
+        _wait_for(recorded, 5)
+    assert reports == []
+
+
+def test_watcher_survives_server_down_at_start(dovecot, tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'j.db'}")
+    dovecot.stop()
+    try:
+        source = IMAPSource(dovecot.account("alice", connect_timeout=1), store)
+        with _watching(source):
+            time.sleep(1.0)
+            dovecot.start()
+            dovecot.append("alice", "INBOX", _msg(1))
+            _wait_for(lambda: _count(store) == 1, 10)
+    finally:
+        dovecot.start()
