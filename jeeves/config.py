@@ -176,6 +176,10 @@ class DaemonSettings(_Section):
     retrain_interval_hours: float = Field(24.0, ge=0)
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
+    #: Stable name of this daemon instance, unique among those sharing a database. With one, a
+    #: restarted daemon reconciles its own interrupted sends at once; without, it waits until
+    #: they are stale (about a minute). Default: host:pid.
+    worker_id: str | None = None
 
 
 class Settings(BaseSettings):

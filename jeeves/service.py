@@ -53,7 +53,8 @@ class Jeeves:
         self._model: ServingModel | None = None
         self._model_stamp: tuple | None = None
         self._lock = threading.RLock()
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self._senders: dict[bool, Any] = {}
+        self.worker_id = settings.daemon.worker_id or f"{socket.gethostname()}:{os.getpid()}"
 
     # --- components ---------------------------------------------------------------------
 
@@ -96,12 +97,17 @@ class Jeeves:
             return self._notifier
 
     def outbox_sender(self, *, dry_run: bool | None = None):
+        """The process's outbox sender (one per dry-run setting, kept across passes)."""
         from jeeves.notify.outbox import OutboxSender
 
         settings = self.settings
         if dry_run is not None and dry_run != settings.notify.dry_run:
             settings = settings.model_copy(update={"notify": settings.notify.model_copy(update={"dry_run": dry_run})})
-        return OutboxSender(self.store, settings, self.notifier, worker_id=self.worker_id)
+        key = settings.notify.dry_run
+        with self._lock:
+            if key not in self._senders:
+                self._senders[key] = OutboxSender(self.store, settings, self.notifier, worker_id=self.worker_id)
+            return self._senders[key]
 
     def close(self) -> None:
         if self._store is not None:
@@ -141,9 +147,7 @@ class Jeeves:
         return classify_pending(self.store, self.model)
 
     def notify(self, *, dry_run: bool | None = None):
-        sender = self.outbox_sender(dry_run=dry_run)
-        sender.reconcile()
-        return sender.run_once()
+        return self.outbox_sender(dry_run=dry_run).run_once()
 
     def run_once(self, *, dry_run: bool | None = None) -> PassReport:
         """One full pass. Database errors propagate (the caller retries the pass later)."""
