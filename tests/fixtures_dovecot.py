@@ -112,7 +112,8 @@ def free_port() -> int:
 class DovecotServer:
     """One Dovecot instance in ``base``; start/stop/restart keep its mail and ports."""
 
-    def __init__(self, base: Path, *, port: int | None = None, tls_port: int | None = None) -> None:
+    def __init__(self, base: Path, *, port: int | None = None, tls_port: int | None = None,
+                 users: dict[str, str] | None = None) -> None:
         if not Path(DOVECOT).exists():
             raise RuntimeError(
                 f"{DOVECOT} is missing: install Debian's dovecot-imapd (apt-get install dovecot-imapd) "
@@ -124,7 +125,7 @@ class DovecotServer:
         self.tls_port = tls_port or free_port()
         self.config = self.base / "dovecot.conf"
         self.ca_file = self.base / "cert.pem"
-        self.passwords = dict(USERS)
+        self.passwords = dict(USERS) | dict(users or {})
         self._proc: subprocess.Popen | None = None
         self._prepare()
 

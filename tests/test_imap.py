@@ -261,3 +261,21 @@ def test_keywords_and_folders_become_labels(dovecot, tmp_path):
     with store.session() as s:
         flags = s.scalars(select(MessageLocation.flags)).all()
     assert any("$JeevesMeeting" in f for f in flags)
+
+
+def test_large_backlog_is_parsed_in_worker_processes(dovecot, tmp_path, monkeypatch, corpus_raw_messages):
+    import jeeves.sources.imap as imap
+
+    monkeypatch.setattr(imap, "PARALLEL_PARSE_MIN", 10)
+    raws = corpus_raw_messages[100:180]
+    dovecot.append_many("alice", "INBOX", raws)
+    store = Store(f"sqlite:///{tmp_path / 'j.db'}")
+    with IMAPSource(dovecot.account("alice", fetch_batch=16), store, parse_workers=2) as source:
+        report = source.sync()
+        assert source._pool is None  # workers stopped after the backlog
+    assert report.fetched == 80 and report.errors == []
+    assert report.stored == len({r.replace(b"\r\n", b"\n").rstrip(b"\n") for r in raws})
+    from jeeves.parsing import parse_email
+
+    first = _stored(store)[0]
+    assert first.new_text == parse_email(first.raw).new_text  # workers parse exactly as in-process

@@ -26,12 +26,16 @@ The promises, and how they are kept:
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import random
 import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass, field
+from concurrent.futures import CancelledError, Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -41,8 +45,9 @@ from sqlalchemy import func, select
 
 from jeeves.config import AccountSettings, oauth_token
 from jeeves.errors import AuthenticationError, ConfigError, JeevesError, SourceError, StoreError
-from jeeves.parsing import parse_email
+from jeeves.parsing import ParsedEmail, parse_email
 from jeeves.sources import SyncReport
+from jeeves.sources.imap_parse import parse_many
 from jeeves.storage.schema import Label, MessageLocation
 from jeeves.storage.store import FolderState, NewMessage, Store
 
@@ -59,6 +64,8 @@ CLOCK_SKEW = timedelta(minutes=5)
 _GROUP_BYTES = 16 * 1024 * 1024
 #: Longest time between reconnect attempts.
 MAX_BACKOFF_SECONDS = 300.0
+#: Backlogs at least this long are parsed in worker processes (spawning them costs ~0.3 s).
+PARALLEL_PARSE_MIN = 1000
 #: UIDs per database lookup when mapping UIDs to stored messages.
 _LOOKUP_CHUNK = 500
 
@@ -107,6 +114,7 @@ class IMAPSource:
         *,
         now: Callable[[], datetime] = _utcnow,
         sleep: Callable[[threading.Event, float], bool] | None = None,
+        parse_workers: int | None = None,
     ) -> None:
         self.account = account
         self.store = store
@@ -116,6 +124,8 @@ class IMAPSource:
         self._uidnext_seen: dict[str, int | None] = {}
         self._wait = sleep or (lambda event, seconds: event.wait(seconds))
         self._account_known = False
+        self._workers = min(4, os.cpu_count() or 1) if parse_workers is None else parse_workers
+        self._pool: ProcessPoolExecutor | None = None
 
     @property
     def name(self) -> str:
@@ -189,7 +199,10 @@ class IMAPSource:
         self.close()
 
     def close(self) -> None:
-        """Log out politely; a broken link is simply dropped."""
+        """Log out politely (a broken link is simply dropped) and stop the parse workers."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         client, self._client = self._client, None
         if client is None:
             return
@@ -383,8 +396,8 @@ class IMAPSource:
         else:
             plan = _FolderPlan(self._uids_after(client, state.last_uid))
         label_folder = self._folder_label_value(folder)
-        for group in self._fetch_groups(client, plan.uids):
-            messages = [self._new_message(item, state, label_folder is not None) for item in group]
+        for group, parsed in self._parsed_groups(client, plan.uids):
+            messages = [self._new_message(item, p, state, label_folder is not None) for item, p in zip(group, parsed)]
             refs = self.store.store_batch(messages, folder=state, uidvalidity=sel.uidvalidity, advance_to=max(m.uid for m in messages))
             report.fetched += len(messages)
             report.stored += sum(ref.new for ref in refs)
@@ -495,7 +508,74 @@ class IMAPSource:
                 out.append(item)
         return out
 
-    def _new_message(self, item: dict, state: FolderState, label_folder: bool) -> NewMessage:
+    def _parsed_groups(self, client: IMAPClient, uids: Sequence[int]) -> Iterator[tuple[list[dict], list[ParsedEmail]]]:
+        """Fetched groups with their parsed form, in UID order.
+
+        MIME parsing costs more than fetching and storing together (~500 msg/s per core), so a
+        large backlog is parsed in worker processes while the next group is being fetched: at
+        most two groups are in flight, so memory stays bounded. Workers are spawned (not forked:
+        the daemon has threads) for the backlog and stopped after it.
+        """
+        pool = self._parse_pool() if len(uids) >= PARALLEL_PARSE_MIN else None
+        if pool is None:
+            for group in self._fetch_groups(client, uids):
+                yield group, [parse_email(item["raw"]) for item in group]
+            return
+        pending: tuple[list[dict], list[Future] | None] | None = None
+        try:
+            for group in self._fetch_groups(client, uids):
+                futures = self._submit_parse(group)
+                if pending is not None:
+                    yield pending[0], self._collect_parsed(*pending)
+                pending = (group, futures)
+            if pending is not None:
+                group, futures = pending
+                pending = None
+                yield group, self._collect_parsed(group, futures)
+        finally:
+            if pending is not None and pending[1]:
+                for f in pending[1]:
+                    f.cancel()
+            # Backlogs are rare (first sync, rescan): give the workers' memory back.
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _submit_parse(self, group: list[dict]) -> list[Future] | None:
+        pool = self._pool
+        if pool is None:
+            return None
+        step = max(1, -(-len(group) // (2 * self._workers)))
+        try:
+            return [pool.submit(parse_many, [it["raw"] for it in group[i:i + step]]) for i in range(0, len(group), step)]
+        except (BrokenProcessPool, RuntimeError) as exc:
+            self._disable_pool(exc)
+            return None
+
+    def _collect_parsed(self, group: list[dict], futures: list[Future] | None) -> list[ParsedEmail]:
+        if futures is not None:
+            try:
+                return [p for f in futures for p in f.result()]
+            except (BrokenProcessPool, CancelledError) as exc:
+                self._disable_pool(exc)
+        return [parse_email(item["raw"]) for item in group]
+
+    def _disable_pool(self, exc: BaseException) -> None:
+        # E.g. a script without an ``if __name__ == "__main__"`` guard cannot spawn workers.
+        log.warning("parse workers unavailable (%s); parsing in-process", exc, extra={"account": self.name})
+        pool, self._pool, self._workers = self._pool, None, 0
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _parse_pool(self) -> Executor | None:
+        if self._workers < 2:
+            return None
+        if self._pool is None:
+            # spawn, not fork: the daemon has threads, and forking them is unsafe.
+            self._pool = ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def _new_message(self, item: dict, parsed: ParsedEmail, state: FolderState, label_folder: bool) -> NewMessage:
         internal = item["internal_date"]
         if isinstance(internal, datetime) and internal.tzinfo is None:
             internal = internal.replace(tzinfo=timezone.utc)
@@ -504,7 +584,7 @@ class IMAPSource:
             notify = internal >= state.notify_after - CLOCK_SKEW
         return NewMessage(
             raw=item["raw"],
-            parsed=parse_email(item["raw"]),
+            parsed=parsed,
             uid=item["uid"],
             flags=item["flags"],
             gmail_msgid=int(item["gmail_msgid"]) if item.get("gmail_msgid") is not None else None,
