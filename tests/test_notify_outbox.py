@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from sqlalchemy import update
 
 from jeeves.config import NotifySettings, Settings
-from jeeves.notify import ConsoleNotifier, OutboxSender, make_notifier
+from jeeves.notify import ConsoleNotifier, OutboxSender, make_notifier, outbox_problems
 from jeeves.notify.twilio import TwilioNotifier
 from jeeves.storage import Store
 from jeeves.storage.schema import OutboxEntry, StoredMessage
@@ -95,6 +95,8 @@ def test_permanent_errors_fail_at_once_with_the_reason(store, twilio_server, clo
     assert (row.status, row.error_code, row.attempts) == ("failed", str(code), 1)
     assert row.error_message and twilio_server.count() == 1
     assert store.counts().outbox == {"failed": 1}
+    [problem] = outbox_problems(store)
+    assert (problem.status, problem.error_code) == ("failed", str(code))
 
 
 def test_server_error_after_accepting_is_reconciled_not_resent(store, twilio_server, clock, corpus_raw_messages):
@@ -196,6 +198,18 @@ def test_console_prints_one_alert_and_counts_a_crashed_print_as_sent(store, cloc
     assert outbox_rows(store)[1].provider_status == "assumed"
 
 
+def test_console_ignores_quiet_hours_and_cap_but_keeps_the_other_rules(store, clock, corpus_raw_messages):
+    ids = seed_positives(store, corpus_raw_messages, 4)
+    with store.session() as s:
+        s.execute(update(OutboxEntry).where(OutboxEntry.id.in_(ids[:2])).values(thread_key="same"))
+    clock.now = clock.now.replace(hour=23)
+    out = io.StringIO()
+    settings = Settings(notify=NotifySettings(channel="console", quiet_hours="22:00-07:00", max_per_hour=1))
+    summary = make_sender(store, settings, clock, ConsoleNotifier(out)).run_once()
+    assert (summary.sent, summary.suppressed, summary.held) == (3, 1, 0)
+    assert out.getvalue().count("[jeeves alert]") == 3
+
+
 def test_quiet_hours_hold_then_send(store, twilio_server, clock, corpus_raw_messages):
     seed_positives(store, corpus_raw_messages, 2)
     clock.now = clock.now.replace(hour=23, minute=0)
@@ -288,3 +302,17 @@ def test_two_senders_on_one_postgresql_database_never_send_a_row_twice(pg_url, t
     claimed_by = {r.claimed_by for r in outbox_rows(store)}
     assert claimed_by == {"daemon-0", "daemon-1"}
     store.close()
+
+
+def test_one_structured_log_line_per_outcome_without_secrets(store, twilio_server, clock, corpus_raw_messages, caplog):
+    seed_positives(store, corpus_raw_messages, 2)
+    sender = make_sender(store, notify_settings_for(twilio_server), clock)
+    twilio_server.fail_next(400, 21610)
+    with caplog.at_level("DEBUG"):
+        sender.run_once()
+    lines = [r.getMessage() for r in caplog.records if r.name == "jeeves.notify.outbox"]
+    assert len(lines) == 2
+    assert any("event=failed" in line and "code=21610" in line for line in lines)
+    assert any("event=sent" in line and "sid=SM" in line for line in lines)
+    assert all("to=***0006" in line for line in lines) and TEST_TO not in caplog.text
+    assert twilio_server.auth_token not in caplog.text

@@ -1,7 +1,9 @@
 """Notification: the outbox sender, the channels it sends through, and the user's rules.
 
 The service builds one notifier with ``make_notifier(settings)`` and one ``OutboxSender`` per
-process, then calls ``sender.run_once()`` every pass (it reconciles interrupted sends first).
+process (``worker_id=default_worker_id()``), then calls ``sender.run_once()`` every pass; it
+reconciles interrupted sends first. ``outbox_problems(store)`` lists failed and in-doubt rows
+for ``jeeves status``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from jeeves.notify.base import (
 )
 from jeeves.notify.console import ConsoleNotifier
 from jeeves.notify.message import compose, gsm7_length, proposed_time, to_gsm7
-from jeeves.notify.outbox import OutboxSender, SendSummary
+from jeeves.notify.outbox import OutboxProblem, OutboxSender, SendSummary, default_worker_id, outbox_problems
 from jeeves.notify.policy import Policy
 
 
@@ -37,6 +39,7 @@ __all__ = [
     "AmbiguousSendError",
     "ConsoleNotifier",
     "Notifier",
+    "OutboxProblem",
     "OutboxSender",
     "PermanentSendError",
     "Policy",
@@ -45,8 +48,10 @@ __all__ = [
     "SendSummary",
     "TransientSendError",
     "compose",
+    "default_worker_id",
     "gsm7_length",
     "make_notifier",
+    "outbox_problems",
     "proposed_time",
     "to_gsm7",
 ]

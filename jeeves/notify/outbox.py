@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass, fields
+import os
+import socket
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
@@ -126,6 +128,10 @@ class OutboxSender:
         self.notifier = notifier
         self.worker_id = worker_id
         self.policy = Policy.from_settings(settings.notify)
+        if not getattr(notifier, "reaches_phone", notifier.channel != "console"):
+            # Quiet hours and the hourly cap protect a phone (sleep, cost); a terminal needs
+            # neither, and the demo should show every alert at once. The other rules apply.
+            self.policy = replace(self.policy, quiet_window=None, max_per_hour=1_000_000_000)
         self.max_attempts = settings.notify.max_attempts
         self.recipient = settings.notify.to or ("console" if notifier.channel == "console" else None)
         if not self.recipient:
@@ -372,6 +378,37 @@ class OutboxSender:
 
 
 _POLICY_HANDLED = object()
+
+
+def default_worker_id() -> str:
+    """``host:pid``: unique among live senders sharing a database."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class OutboxProblem:
+    """A row that needs the user's eyes in ``jeeves status``: failed, or still in doubt."""
+
+    id: int
+    message_pk: int
+    status: str
+    attempts: int
+    error_code: str | None
+    error_message: str | None
+    last_attempt_at: datetime | None
+
+
+def outbox_problems(store: Store, limit: int = 20) -> list[OutboxProblem]:
+    """Failed and in-doubt rows, newest first, with the provider's code and reason."""
+    with store.session() as s:
+        rows = s.execute(
+            select(OutboxEntry.id, OutboxEntry.message_pk, OutboxEntry.status, OutboxEntry.attempts,
+                   OutboxEntry.error_code, OutboxEntry.error_message, OutboxEntry.last_attempt_at)
+            .where(OutboxEntry.status.in_((FAILED, IN_DOUBT)))
+            .order_by(OutboxEntry.id.desc())
+            .limit(limit)
+        ).all()
+    return [OutboxProblem(*row[:6], _aware(row[6])) for row in rows]
 
 
 def _aware(value: datetime | None) -> datetime | None:
