@@ -72,8 +72,9 @@ class Sms:
         sent = self.date_created + timedelta(seconds=self.sent_lag)
         return sent if sent <= now else None
 
-    def to_json(self, now: datetime, base: str) -> dict:
-        sent = self.date_sent(now)
+    def to_json(self, now: datetime, base: str, *, just_created: bool = False) -> dict:
+        # Twilio answers a create with "queued" and no date_sent, whatever happens next.
+        sent = None if just_created else self.date_sent(now)
         return {
             "account_sid": self.account_sid,
             "api_version": "2010-04-01",
@@ -304,7 +305,7 @@ class _Handler(BaseHTTPRequestHandler):
             if failure.delay:
                 time.sleep(failure.delay)
             if failure.succeed_after_delay and sms is not None:
-                self._reply(201, sms.to_json(fake.clock(), f"/2010-04-01/Accounts/{account_sid}"))
+                self._reply(201, sms.to_json(fake.clock(), f"/2010-04-01/Accounts/{account_sid}", just_created=True))
             else:
                 self._reply(failure.status, _error_body(failure.status, failure.code))
             return
@@ -322,7 +323,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(400, _error_body(400, 21211, f"The 'To' number {to} is not a valid phone number."))
             return
         sms = fake._accept(account_sid, form)
-        self._reply(201, sms.to_json(fake.clock(), f"/2010-04-01/Accounts/{account_sid}"))
+        self._reply(201, sms.to_json(fake.clock(), f"/2010-04-01/Accounts/{account_sid}", just_created=True))
 
     def do_GET(self) -> None:  # noqa: N802
         routed = self._common("GET")

@@ -125,6 +125,19 @@ def test_server_error_without_the_message_is_resent_after_checking(store, twilio
     assert outbox_rows(store)[0].attempts == 2
 
 
+def test_server_errors_are_retried_after_checking_up_to_max_attempts(store, twilio_server, clock, corpus_raw_messages):
+    seed_positives(store, corpus_raw_messages, 1)
+    sender = make_sender(store, notify_settings_for(twilio_server, notify={"max_attempts": 3}), clock)
+    twilio_server.fail_next(503, times=10)
+    for _ in range(8):
+        sender.run_once()
+        clock.advance(minutes=10)
+    [row] = outbox_rows(store)
+    assert (row.status, row.attempts) == ("failed", 3)
+    assert twilio_server.count("POST") == 3 and twilio_server.messages == []
+    assert twilio_server.count("GET") >= 3  # each attempt was checked before the next
+
+
 def test_read_timeout_after_accepting_is_one_text(store, twilio_server, clock, corpus_raw_messages):
     seed_positives(store, corpus_raw_messages, 1)
     sender = make_sender(store, notify_settings_for(twilio_server, timeout=0.3), clock)

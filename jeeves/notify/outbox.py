@@ -288,7 +288,9 @@ class OutboxSender:
             self._step("after-send", attempt.id)
             code = exc.code if isinstance(exc, AmbiguousSendError) else type(exc).__name__
             reason = exc.reason if isinstance(exc, AmbiguousSendError) else str(exc)
-            self._finish(attempt, IN_DOUBT, error_code=code, error_message=reason, not_before=self._now() + self.reconcile_delay)
+            # Ask no sooner than the backoff: 5xx errors get the same exponential spacing as 429s.
+            wait = max(self.reconcile_delay, self._backoff(attempt.attempts))
+            self._finish(attempt, IN_DOUBT, error_code=code, error_message=reason, not_before=self._now() + wait)
             summary.in_doubt += 1
             _event("in_doubt", attempt.id, attempt.recipient, attempts=attempt.attempts, code=code, reason=reason, level=logging.WARNING)
             return
