@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
 import sys
 import threading
+import uuid
 from datetime import datetime
 from typing import TextIO
 
@@ -26,15 +26,13 @@ class ConsoleNotifier:
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
         self._lock = threading.Lock()
-        self._ids = itertools.count(1)
 
     def send(self, to: str, body: str) -> SendResult:
         stream = self._stream or sys.stdout
         with self._lock:
-            number = next(self._ids)
             stream.write(f"[jeeves alert] {body}\n")
             stream.flush()
-        return SendResult(provider_id=f"console-{number}", status="printed")
+        return SendResult(provider_id=f"console-{uuid.uuid4().hex[:12]}", status="printed")
 
     def find_sent(self, to: str, since: datetime, body: str) -> SendResult | None:
         raise ReconcileUnavailable("the console keeps no record of printed alerts")

@@ -147,7 +147,7 @@ class OutboxSender:
 
     # --- public -----------------------------------------------------------------------------
 
-    def run_once(self, limit: int = 50) -> SendSummary:
+    def run_once(self, limit: int = 100) -> SendSummary:
         """Reconcile what a crash or an ambiguous error left, then work through due rows."""
         summary = SendSummary()
         summary.reconciled = self.reconcile()
@@ -239,7 +239,8 @@ class OutboxSender:
             else:
                 summary.dry_run += 1
             _event(decision.action if decision.action != "suppress" else "suppressed", row_id, self.recipient,
-                   reason=decision.reason, not_before=decision.not_before.isoformat() if decision.not_before else None)
+                   reason=decision.reason, not_before=decision.not_before.isoformat() if decision.not_before else None,
+                   body=body if decision.action == "dry_run" else None)  # a dry run shows what it would send
             return _POLICY_HANDLED
         return _Attempt(row_id, attempts + 1, self.recipient, body, now)
 
