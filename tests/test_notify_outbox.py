@@ -211,13 +211,16 @@ def test_console_prints_one_alert_and_counts_a_crashed_print_as_sent(store, cloc
     assert outbox_rows(store)[1].provider_status == "assumed"
 
 
-def test_console_ignores_quiet_hours_and_cap_but_keeps_the_other_rules(store, clock, corpus_raw_messages):
+def test_console_shows_every_alert_but_keeps_sender_lists(store, clock, corpus_raw_messages):
     ids = seed_positives(store, corpus_raw_messages, 4)
     with store.session() as s:
         s.execute(update(OutboxEntry).where(OutboxEntry.id.in_(ids[:2])).values(thread_key="same"))
+        pk = s.get(OutboxEntry, ids[3]).message_pk
+        s.execute(update(StoredMessage).where(StoredMessage.id == pk).values(sender_address="x@spam.example"))
     clock.now = clock.now.replace(hour=23)
     out = io.StringIO()
-    settings = Settings(notify=NotifySettings(channel="console", quiet_hours="22:00-07:00", max_per_hour=1))
+    settings = Settings(notify=NotifySettings(channel="console", quiet_hours="22:00-07:00", max_per_hour=1,
+                                              deny_senders=["spam.example"]))
     summary = make_sender(store, settings, clock, ConsoleNotifier(out)).run_once()
     assert (summary.sent, summary.suppressed, summary.held) == (3, 1, 0)
     assert out.getvalue().count("[jeeves alert]") == 3

@@ -129,9 +129,10 @@ class OutboxSender:
         self.worker_id = worker_id
         self.policy = Policy.from_settings(settings.notify)
         if not getattr(notifier, "reaches_phone", notifier.channel != "console"):
-            # Quiet hours and the hourly cap protect a phone (sleep, cost); a terminal needs
-            # neither, and the demo should show every alert at once. The other rules apply.
-            self.policy = replace(self.policy, quiet_window=None, max_per_hour=1_000_000_000)
+            # Quiet hours, the hourly cap and the thread window keep a phone from buzzing at
+            # night, too often, or twice about one conversation; a terminal needs none of them,
+            # and the demo shows one alert per message. Sender lists and dry run still apply.
+            self.policy = replace(self.policy, quiet_window=None, max_per_hour=1_000_000_000, thread_window=timedelta(0))
         self.max_attempts = settings.notify.max_attempts
         self.recipient = settings.notify.to or ("console" if notifier.channel == "console" else None)
         if not self.recipient:
