@@ -28,6 +28,13 @@ def test_send_posts_the_message_with_basic_auth_and_returns_the_sid(twilio_serve
     assert (sms.to, sms.from_, sms.body) == (TEST_TO, TEST_FROM, "hello #1")
 
 
+def test_base_url_wins_over_twilio_region_in_the_environment(twilio_server, monkeypatch):
+    monkeypatch.setenv("TWILIO_REGION", "ie1")
+    monkeypatch.setenv("TWILIO_EDGE", "dublin")
+    TwilioNotifier(twilio_settings(twilio_server)).send(TEST_TO, "regional")
+    assert len(twilio_server.messages) == 1
+
+
 def test_messaging_service_sid_is_used_when_set(twilio_server):
     settings = twilio_settings(twilio_server, from_number=None, messaging_service_sid="MG" + "0" * 32)
     TwilioNotifier(settings).send(TEST_TO, "via service")

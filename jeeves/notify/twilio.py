@@ -55,6 +55,10 @@ class TwilioNotifier:
         self._client = Client(settings.account_sid, settings.auth_token.get_secret_value(), http_client=http)
         if settings.base_url:
             self._client.api.base_url = settings.base_url.rstrip("/")
+            # TWILIO_EDGE / TWILIO_REGION in the environment would rewrite the host of every
+            # request (Client.get_hostname); an explicit base URL must be used as given.
+            self._client.edge = None
+            self._client.region = None
         self.base_url = self._client.api.base_url
 
     def __repr__(self) -> str:
