@@ -147,3 +147,15 @@ def test_watcher_survives_server_down_at_start(dovecot, tmp_path):
             _wait_for(lambda: _count(store) == 1, 10)
     finally:
         dovecot.start()
+
+
+def test_idle_uses_first_folder_that_exists(dovecot, tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'j.db'}")
+    source = IMAPSource(dovecot.account("alice", folders=["Missing", "INBOX"], first_sync="new", poll_interval=600), store)
+    with _watching(source):
+        _wait_for(lambda: store.folder_state("alice", "INBOX").uidvalidity is not None, 5)
+        time.sleep(0.3)
+        dovecot.append("alice", "INBOX", _msg(1))
+        assert _wait_for(lambda: _count(store) == 1, 5) < 5
+    with store.session() as s:
+        assert "Missing" in (s.scalar(select(Account.last_error).where(Account.name == "alice")) or "")

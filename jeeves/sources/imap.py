@@ -15,8 +15,9 @@ The promises, and how they are kept:
 - **Bounded memory.** UIDs are listed (integers only), then fetched in batches of
   ``fetch_batch`` messages and at most ``_GROUP_BYTES`` bytes; each group is parsed, stored and
   released before the next is fetched.
-- **Push.** ``watch`` IDLEs on the account's first folder (one IDLE per connection is all IMAP
-  allows) and polls the other folders every ``poll_interval`` and whenever it wakes. IDLE is
+- **Push.** ``watch`` IDLEs on the account's first folder that synced cleanly (one IDLE per
+  connection is all IMAP allows) and polls the other folders every ``poll_interval`` and
+  whenever it wakes; one connection per account keeps server connection limits happy. IDLE is
   ended and the folders resynced at least every ``IDLE_RENEW_SECONDS`` (RFC 2177 allows 29
   minutes; NATs and imapclient's advice say less). ``idle_check`` hides a dead socket as
   silence, so a wake-up with no responses is treated as "check the connection": ``idle_done``
@@ -124,6 +125,8 @@ class IMAPSource:
         self._uidnext_seen: dict[str, int | None] = {}
         self._wait = sleep or (lambda event, seconds: event.wait(seconds))
         self._account_known = False
+        self._stop: threading.Event | None = None
+        self._idle_folder: str | None = None
         self._workers = min(4, os.cpu_count() or 1) if parse_workers is None else parse_workers
         self._pool: ProcessPoolExecutor | None = None
 
@@ -170,6 +173,7 @@ class IMAPSource:
         only a config change fixes them).
         """
         failures = 0
+        self._stop = stop
         while not stop.is_set():
             try:
                 report = self.sync()
@@ -177,7 +181,7 @@ class IMAPSource:
                 self._deliver(report, on_stored)
                 if stop.is_set():
                     break
-                if self.account.idle and self._client is not None and self._client.has_capability("IDLE"):
+                if self.account.idle and self._idle_folder and self._client is not None and self._client.has_capability("IDLE"):
                     self._idle_until_change(stop, on_stored)
                 else:
                     self._wait(stop, self.account.poll_interval)
@@ -196,6 +200,7 @@ class IMAPSource:
                     self._record_error(exc)
                 self._drop_client()
                 self._wait(stop, delay)
+        self._stop = None
         self.close()
 
     def close(self) -> None:
@@ -334,6 +339,7 @@ class IMAPSource:
         client = self.connect()
         report = SyncReport(source=self.name)
         folder_errors: list[str] = []
+        idle_folder: str | None = None
         for folder in self.folders():
             try:
                 report.merge(self._sync_folder(client, folder))
@@ -342,10 +348,21 @@ class IMAPSource:
             except SourceError as exc:
                 log.error("%s", exc, extra={"account": self.name, "folder": folder})
                 folder_errors.append(str(exc))
+                continue
             except (OSError, IMAPClientAbortError) as exc:
                 self._drop_client()
                 raise ConnectionLost(f"account {self.name}: connection lost in folder {folder!r}: {exc}") from None
+            except IMAPClientError as exc:  # a NO or BAD reply to SEARCH/FETCH
+                message = f"account {self.name}: {self.account.host} refused a command in folder {folder!r}: {_server_text(exc)}"
+                log.error("%s", message, extra={"account": self.name, "folder": folder})
+                folder_errors.append(message)
+                continue
+            if idle_folder is None:
+                idle_folder = folder
+            if self._stop is not None and self._stop.is_set():
+                break
         report.errors.extend(folder_errors)
+        self._idle_folder = idle_folder  # IDLE on the first folder that synced cleanly
         self.store.record_sync(self.name, error="; ".join(folder_errors) or None)
         if report.fetched:
             log.info("imap sync", extra={"account": self.name, "fetched": report.fetched, "stored": report.stored})
@@ -397,12 +414,17 @@ class IMAPSource:
             plan = _FolderPlan(self._uids_after(client, state.last_uid))
         label_folder = self._folder_label_value(folder)
         for group, parsed in self._parsed_groups(client, plan.uids):
+            if not group:
+                continue
             messages = [self._new_message(item, p, state, label_folder is not None) for item, p in zip(group, parsed)]
             refs = self.store.store_batch(messages, folder=state, uidvalidity=sel.uidvalidity, advance_to=max(m.uid for m in messages))
             report.fetched += len(messages)
             report.stored += sum(ref.new for ref in refs)
             if label_folder is not None:
                 self._apply_labels({ref.pk: label_folder for ref in refs}, LABEL_FOLDER)
+            if self._stop is not None and self._stop.is_set():
+                # Everything fetched so far is stored with its sync state; the rest waits.
+                return report
         if plan.final_advance is not None or state.uidvalidity is None:
             self.store.store_batch([], folder=state, uidvalidity=sel.uidvalidity, advance_to=plan.final_advance or 0)
         self._sync_keyword_labels(client, state.id, sel.uidvalidity)
@@ -480,7 +502,8 @@ class IMAPSource:
 
     def _fetch_bodies(self, client: IMAPClient, uids: list[int], meta: dict, limit: int) -> list[dict]:
         small = [uid for uid in uids if int(meta[uid].get(b"RFC822.SIZE") or 0) <= limit]
-        large = [uid for uid in uids if uid not in set(small)]
+        small_set = set(small)
+        large = [uid for uid in uids if uid not in small_set]
         items: dict[int, dict] = {}
         if small:
             bodies = client.fetch(small, ["BODY.PEEK[]"])
@@ -488,9 +511,11 @@ class IMAPSource:
                 raw = bodies.get(uid, {}).get(b"BODY[]")
                 if raw is not None:
                     items[uid] = {"uid": uid, "raw": bytes(raw), "truncated": False}
+                else:
+                    log.warning("imap server returned no body for a message (expunged meanwhile?)", extra={"account": self.name, "uid": uid})
         for uid in large:
             header = client.fetch([uid], ["BODY.PEEK[HEADER]"]).get(uid, {}).get(b"BODY[HEADER]") or b""
-            room = max(0, limit - len(header))
+            room = max(1024, limit - len(header))
             part = client.fetch([uid], [f"BODY.PEEK[TEXT]<0.{room}>"]).get(uid, {})
             text = next((v for k, v in part.items() if k.startswith(b"BODY[TEXT]")), b"") or b""
             items[uid] = {"uid": uid, "raw": bytes(header) + bytes(text), "truncated": True}
@@ -676,7 +701,7 @@ class IMAPSource:
         the renewal deadline comes, or ``stop`` is set. Returns to let ``watch`` resync."""
         client = self._client
         assert client is not None
-        folder = self.folders()[0]
+        folder = self._idle_folder or self.folders()[0]
         try:
             sel = self._select(client, folder)
             if sel.uidnext is not None and sel.uidnext != self._uidnext_seen.get(folder):
