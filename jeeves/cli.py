@@ -179,6 +179,9 @@ def cmd_status(settings, args) -> int:
     print(f"messages   {status['messages']} stored, {status['predictions']} classified, {status['positives']} positive, {status['labelled']} labelled")
     outbox = ", ".join(f"{k} {v}" for k, v in sorted(status["outbox"].items())) or "empty"
     print(f"outbox     {outbox}")
+    for problem in status["outbox_problems"]:
+        print(f"  alert for #{problem['message']} {problem['status']} after {problem['attempts']} attempt(s): "
+              f"{problem['code'] or ''} {problem['reason'] or ''}".rstrip())
     for account in status["accounts"]:
         state = f"error: {account['last_error']}" if account["last_error"] else f"last sync {account['last_sync'] or 'never'}"
         print(f"account    {account['name']} ({account['kind']}): {state}")

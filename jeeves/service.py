@@ -201,8 +201,15 @@ class Jeeves:
             model_info = {"version": model.version, "threshold": model.threshold}
         except ModelError as exc:
             model_info = {"error": str(exc)}
+        from jeeves.notify.outbox import outbox_problems
+
         return {
             "database": store.dialect,
+            "outbox_problems": [
+                {"outbox_id": p.id, "message": p.message_pk, "status": p.status, "attempts": p.attempts,
+                 "code": p.error_code, "reason": p.error_message}
+                for p in outbox_problems(store)
+            ],
             "model": model_info,
             "messages": counts.messages,
             "predictions": counts.predictions,
