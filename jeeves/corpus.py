@@ -1,0 +1,134 @@
+"""A labelled corpus directory (``messages.mbox`` + ``labels.csv``) read into training arrays.
+
+The format is the one of ``data/enron-meetings``: ``labels.csv`` has ``message_id,label`` and
+optionally ``confidence`` and ``pool``. Only labelled messages are returned, in the order of
+``labels.csv``, so a corpus can carry unlabelled mail without confusing training.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import mailbox
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from jeeves.errors import ModelError
+from jeeves.parsing import EmailDocument, parse_email, thread_key
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Corpus:
+    documents: list[EmailDocument]
+    labels: np.ndarray
+    confidence: list[str]
+    pool: list[str]
+    groups: list[str]
+    message_ids: list[str]
+    raw: list[bytes] = field(repr=False)
+    data_hash: str = ""
+
+    def __len__(self) -> int:
+        return len(self.documents)
+
+    def subset(self, index) -> "Corpus":
+        idx = np.asarray(index)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        pick = lambda seq: [seq[i] for i in idx]  # noqa: E731
+        return Corpus(pick(self.documents), self.labels[idx], pick(self.confidence), pick(self.pool),
+                      pick(self.groups), pick(self.message_ids), pick(self.raw), self.data_hash)
+
+
+def file_sha256(*paths: Path) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_corpus(corpus_dir: Path) -> Corpus:
+    """Read and parse a corpus directory; raise ``ModelError`` naming what is wrong with it."""
+    corpus_dir = Path(corpus_dir)
+    mbox_path, labels_path = corpus_dir / "messages.mbox", corpus_dir / "labels.csv"
+    for path in (mbox_path, labels_path):
+        if not path.is_file():
+            raise ModelError(f"{corpus_dir} is not a corpus directory: {path.name} is missing "
+                             "(a corpus holds messages.mbox and labels.csv with message_id,label)")
+    rows = _read_labels(labels_path)
+
+    by_id: dict[str, bytes] = {}
+    box = mailbox.mbox(str(mbox_path), create=False)
+    try:
+        for key in box.iterkeys():
+            raw = box.get_bytes(key)
+            msgid = _message_id(raw)
+            if msgid and msgid not in by_id:
+                by_id[msgid] = raw
+    finally:
+        box.close()
+
+    missing = [r["message_id"] for r in rows if r["message_id"] not in by_id]
+    if missing:
+        raise ModelError(f"{labels_path} labels {len(missing)} message(s) not found in {mbox_path.name}, "
+                         f"e.g. {missing[0]}")
+
+    documents, groups, raws = [], [], []
+    for row in rows:
+        raw = by_id[row["message_id"]]
+        parsed = parse_email(raw)
+        documents.append(EmailDocument.from_parsed(parsed))
+        groups.append(thread_key(parsed.subject) or f"<no subject {row['message_id']}>")
+        raws.append(raw)
+    labels = np.array([r["label"] for r in rows], dtype=int)
+    logger.info("loaded %d labelled messages (%d positive) from %s", len(rows), labels.sum(), corpus_dir)
+    return Corpus(
+        documents=documents,
+        labels=labels,
+        confidence=[r["confidence"] for r in rows],
+        pool=[r["pool"] for r in rows],
+        groups=groups,
+        message_ids=[r["message_id"] for r in rows],
+        raw=raws,
+        data_hash=file_sha256(mbox_path, labels_path),
+    )
+
+
+def _read_labels(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames or not {"message_id", "label"} <= set(reader.fieldnames):
+            raise ModelError(f"{path} must have a header with at least message_id,label")
+        rows, seen = [], set()
+        for lineno, row in enumerate(reader, start=2):
+            msgid = (row.get("message_id") or "").strip()
+            label = (row.get("label") or "").strip()
+            if label not in {"0", "1"}:
+                raise ModelError(f"{path}:{lineno}: label must be 0 or 1, got {label!r}")
+            if msgid in seen:
+                logger.warning("%s:%d: duplicate label for %s; keeping the first", path, lineno, msgid)
+                continue
+            seen.add(msgid)
+            rows.append({"message_id": msgid, "label": int(label),
+                         "confidence": (row.get("confidence") or "high").strip() or "high",
+                         "pool": (row.get("pool") or "unknown").strip() or "unknown"})
+    if not rows:
+        raise ModelError(f"{path} holds no labels")
+    return rows
+
+
+def _message_id(raw: bytes) -> str | None:
+    """The Message-ID header without a full parse (the corpus is read before parsing)."""
+    head = raw.split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0]
+    for line in head.splitlines():
+        if line[:11].lower() == b"message-id:":
+            value = line[11:].strip().decode("ascii", "replace")
+            return value or None
+    return None

@@ -1,0 +1,336 @@
+"""Feature transformers: email documents in, one sparse matrix out.
+
+The label (LABELING.md) is a conjunction read from the sender's *new* text: a face-to-face
+get-together, in the future, requested rather than announced, with no place settled. Bag-of-
+words features see the words but not how they combine, so :class:`CueFeatures` scores each
+sentence for those rules (meeting word + request, meeting word + future time, place named,
+call only, past tense) and keeps the strongest sentence. The subject, the new text and the
+quoted history are separate inputs, so "lunch" in a quoted message does not look like a request.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.preprocessing import MaxAbsScaler
+
+from jeeves.nlp import analyze
+
+#: Text beyond this is signatures, disclaimers and pasted reports; cutting it keeps scoring fast.
+MAX_CHARS = 4000
+
+
+# History the parser's line-anchored markers miss: "...later.-----Original Message-----" glued to
+# a line, or a Notes/Outlook header block ("To: … cc: …" / "From: … Sent: …") inside the new text.
+_INLINE_HISTORY = re.compile(
+    r"-{3,}\s*Original Message\s*-{3,}|-{3,}\s*Forwarded by|^\s*To:\s[^\n]*\n(?:[^\n]*\n){0,3}\s*cc:|"
+    r"^\s*From:\s[^\n]*\n(?:[^\n]*\n){0,3}\s*(?:Sent|Date|To):|^_{20,}\s*$|^\*{20,}\s*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def new_text_of(document, max_chars: int = MAX_CHARS) -> str:
+    """The sender's new text with leftover history cut off; what the label is read from."""
+    text = (document.new_text or "")[: max_chars]
+    match = _INLINE_HISTORY.search(text)
+    return text[: match.start()] if match else text
+
+
+def quoted_text_of(document, max_chars: int = MAX_CHARS) -> str:
+    """Everything below the sender's own words, including history the parser left in new_text."""
+    text = document.new_text or ""
+    match = _INLINE_HISTORY.search(text[:max_chars])
+    extra = text[match.start():] if match else ""
+    return (extra + "\n" + (document.quoted_text or ""))[: max_chars]
+
+
+_FIELDS = {
+    "new_text": new_text_of,
+    "quoted_text": quoted_text_of,
+    "subject": lambda d, n: (d.subject or "")[:n],
+}
+
+
+class FieldText(BaseEstimator, TransformerMixin):
+    """One text field of each document, cut to ``max_chars``: ``subject``, ``new_text``, ``quoted_text``."""
+
+    def __init__(self, field: str = "new_text", max_chars: int = MAX_CHARS):
+        self.field = field
+        self.max_chars = max_chars
+
+    def fit(self, documents, y=None):
+        if self.field not in _FIELDS:
+            raise ValueError(f"field must be one of {sorted(_FIELDS)}, got {self.field!r}")
+        return self
+
+    def transform(self, documents) -> list[str]:
+        get = _FIELDS[self.field]
+        return [get(d, self.max_chars) for d in documents]
+
+    def get_feature_names_out(self, input_features=None):  # text, not features; for completeness
+        return np.array([self.field], dtype=object)
+
+
+def lemma_analyzer(text: str) -> list[str]:
+    """Module-level so fitted vectorizers pickle."""
+    return analyze(text)
+
+
+class LemmaNgrams(BaseEstimator, TransformerMixin):
+    """TF-IDF over lemmatised word n-grams; a thin wrapper so n-gram range and pruning are grid params."""
+
+    def __init__(self, ngram_range=(1, 3), min_df=2, max_features=50_000, sublinear_tf=True):
+        self.ngram_range = ngram_range
+        self.min_df = min_df
+        self.max_features = max_features
+        self.sublinear_tf = sublinear_tf
+
+    def _ngrams(self, text: str) -> list[str]:
+        tokens = lemma_analyzer(text)
+        lo, hi = self.ngram_range
+        out = []
+        for n in range(lo, hi + 1):
+            out.extend(" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+        return out
+
+    def fit(self, texts, y=None):
+        self.vectorizer_ = TfidfVectorizer(analyzer=self._ngrams, min_df=self.min_df,
+                                           max_features=self.max_features, sublinear_tf=self.sublinear_tf,
+                                           dtype=np.float32)
+        self.vectorizer_.fit(texts)
+        return self
+
+    def transform(self, texts):
+        return self.vectorizer_.transform(texts)
+
+    def get_feature_names_out(self, input_features=None):
+        return self.vectorizer_.get_feature_names_out()
+
+
+class CharNgrams(BaseEstimator, TransformerMixin):
+    """TF-IDF over character n-grams inside word boundaries: robust to typos ("mtg", "tmrw")."""
+
+    def __init__(self, ngram_range=(2, 5), min_df=3, max_features=50_000):
+        self.ngram_range = ngram_range
+        self.min_df = min_df
+        self.max_features = max_features
+
+    def fit(self, texts, y=None):
+        self.vectorizer_ = TfidfVectorizer(analyzer="char_wb", ngram_range=self.ngram_range, lowercase=True,
+                                           min_df=self.min_df, max_features=self.max_features,
+                                           sublinear_tf=True, dtype=np.float32)
+        self.vectorizer_.fit(texts)
+        return self
+
+    def transform(self, texts):
+        return self.vectorizer_.transform(texts)
+
+    def get_feature_names_out(self, input_features=None):
+        return self.vectorizer_.get_feature_names_out()
+
+
+# --- engineered cues ----------------------------------------------------------------------
+
+_W = lambda *words: r"\b(?:" + "|".join(words) + r")\b"  # noqa: E731
+
+CUES: dict[str, re.Pattern] = {name: re.compile(rx, re.IGNORECASE) for name, rx in {
+    # face-to-face get-togethers
+    "meet_verb": _W(r"meet(?:ing)?\s+(?:with|up|you|me|us|him|her|them)", r"get together", r"sit down",
+                    r"stop by", r"drop by", r"come by", r"swing by", r"catch up", r"visit", r"see you",
+                    r"meet", r"get with", r"hook up", r"talk in person", r"face to face", r"in person"),
+    "meet_noun": _W(r"meetings?", r"mtg", r"lunch", r"coffee", r"drinks?", r"dinner", r"breakfast", r"beers?",
+                    r"happy hour", r"appointment", r"appt", r"get-together", r"sit-down", r"visit"),
+    "meal": _W(r"lunch", r"coffee", r"drinks?", r"dinner", r"breakfast", r"beers?", r"happy hour"),
+    "schedule_req": _W(r"set up", r"setup", r"schedule", r"arrange", r"(?:\d+|thirty|fifteen|few) minutes with",
+                       r"time with", r"time to (?:meet|talk|discuss|get together)", r"on (?:his|her|my|your) calendar"),
+    # request vs announcement
+    "request": _W(r"can we", r"could we", r"can you", r"could you", r"would you", r"will you", r"shall we",
+                  r"let'?s", r"let us", r"do you want", r"would you like", r"are you (?:free|available|around)",
+                  r"is there a (?:good )?time", r"when (?:is|are|would|can|could)", r"what time", r"how about",
+                  r"how does", r"does .{1,30} work", r"works? for you", r"free (?:for|on|next|this|to)",
+                  r"available (?:for|on|next|this|to)", r"i(?:'d| would) like to", r"want to", r"wanna",
+                  r"please (?:set|schedule|arrange|find)", r"i need (?:about )?\S+ minutes", r"love to",
+                  r"we should", r"we need to", r"need to (?:meet|get together|sit down)", r"try to"),
+    "announce": _W(r"please plan to attend", r"you are invited", r"cordially", r"will be held", r"agenda",
+                   r"registration", r"register", r"rsvp", r"seminar", r"conference", r"workshop",
+                   r"newsletter", r"unsubscribe", r"click here", r"http", r"www", r"announce\w*",
+                   r"all employees", r"speaker"),
+    # when
+    "weekday": _W(r"mon(?:day)?", r"tue(?:s|sday)?", r"wed(?:nesday)?", r"thu(?:rs|rsday)?", r"fri(?:day)?",
+                  r"sat(?:urday)?", r"sun(?:day)?"),
+    "future": _W(r"tomorrow", r"tmrw", r"tonight", r"next week", r"this week", r"next month", r"sometime",
+                 r"some time", r"soon", r"later (?:today|this week)", r"this (?:morning|afternoon|evening)",
+                 r"when you (?:get|are) back", r"when you have", r"early next", r"later", r"upcoming",
+                 r"in the next", r"while (?:i'?m|you'?re) (?:in|here|there)", r"i(?:'ll| will) be in"),
+    "clock": r"\b\d{1,2}(?::\d{2})?\s?(?:[ap]\.?m\.?)\b|\b\d{1,2}:\d{2}\b|\bnoon\b",
+    "date": r"\b\d{1,2}/\d{1,2}\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+\d{1,2}\b",
+    "past": _W(r"yesterday", r"last (?:week|night|month|friday|monday|tuesday|wednesday|thursday)",
+               r"met", r"had (?:a|our|the) (?:meeting|lunch|dinner|call)", r"was held", r"thanks? for (?:meeting|lunch|dinner|the)",
+               r"enjoyed", r"minutes of", r"recap", r"followup to", r"follow up to", r"as discussed"),
+    # where
+    "place_named": r"\b(?:EB|ECS|ECN|3AC|AC)\s?-?\d{2,4}\w?\b|\b\d{2}[a-z]\d\b|\bconference room\b|\broom\s+\w*\d|"
+                   r"\b(?:floor|suite)\b|\b\d{2,5}\s+\w+(?:\s\w+)?\s(?:street|st|avenue|ave|blvd|road|rd|drive|dr)\b|"
+                   r"\b(?:restaurant|hotel|cafe|café|grill|bar|club|lobby|cafeteria|hyatt|hilton|marriott|ninfa'?s|"
+                   r"starbucks|pub|tavern|bistro|steakhouse|location\s*:|where\s*:|venue)\b|\bat\s+[A-Z][a-z]+'s\b",
+    "my_office": _W(r"my office", r"my desk", r"your office", r"your desk", r"his office", r"her office",
+                    r"come see me", r"come by my", r"stop by my", r"in my office", r"our office", r"conference room"),
+    "where_open": _W(r"where", r"place tbd", r"location tbd", r"to be determined", r"tbd", r"your call",
+                     r"somewhere", r"pick a", r"room to follow", r"book a room", r"find a room", r"reserve a room",
+                     r"a place", r"location"),
+    # calls only
+    "call": _W(r"call", r"phone", r"conference call", r"dial", r"dial-in", r"call-in", r"passcode", r"pass code",
+               r"participant code", r"bridge", r"telephone", r"video", r"ring me", r"voicemail"),
+    "phone_number": r"\b\(?\d{3}\)?[-. ]\d{3}[-. ]\d{4}\b|\b\d-\d{4}\b",
+    "thanks_confirm": _W(r"sounds good", r"see you then", r"that works", r"works for me", r"i'll be there",
+                         r"see you there", r"confirmed", r"will do", r"great"),
+}.items()}
+
+# Case-sensitive: "at Ninfa's", "in front of Beck's Prime", "meet at the Ale House".
+CUES["place_proper"] = re.compile(
+    r"\b(?:at|in front of|meet(?: you)? at|over at)\s+(?:the\s+)?"
+    r"(?!(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|Enron|I|ECT|EB|Houston|London|Portland)\b)"
+    r"[A-Z][\w'&]+(?:\s+[A-Z][\w'&]+)*"
+    r"|\b(?:my|your|his|her|our) (?:house|place|apartment|home)\b"
+)
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n\s*\n|\n(?=[A-Z-•*])")
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in (p.strip() for p in _SENTENCE.split(text)) if s]
+
+
+class CueFeatures(BaseEstimator, TransformerMixin):
+    """Rule-shaped, non-negative features from the labelling definition.
+
+    Counts over the whole new text, plus sentence-level conjunctions (the strongest sentence
+    wins), because "lunch" and "tomorrow" in one sentence means more than in one email.
+    """
+
+    _PAIRS = (
+        ("meet", "request"), ("meet", "future"), ("meet", "when"), ("meet", "question"),
+        ("meal", "request"), ("meet", "place_named"), ("meet", "my_office"), ("meet", "call"),
+        ("meet", "past"), ("meet", "where_open"), ("schedule_req", "meet"), ("schedule_req", "future"),
+        ("request", "future"), ("request", "question"), ("meet", "announce"), ("meet", "place_proper"),
+        ("when", "question"), ("where_open", "question"),
+    )
+
+    def __init__(self, field: str = "new_text", max_chars: int = MAX_CHARS):
+        self.field = field
+        self.max_chars = max_chars
+
+    def fit(self, documents, y=None):
+        names = [f"cue:{k}" for k in CUES] + ["cue:question", "cue:when"]
+        names += [f"pair:{a}+{b}" for a, b in self._PAIRS]
+        names += ["pair:meet+request+future", "pair:meet+request+noplace", "pair:meet+future+noplace+nocall",
+                  "first:meet+request", "n_sentences_log"]
+        self.feature_names_ = np.array(names, dtype=object)
+        return self
+
+    def _sentence_flags(self, sentence: str) -> dict[str, bool]:
+        flags = {k: bool(rx.search(sentence)) for k, rx in CUES.items()}
+        flags["question"] = "?" in sentence
+        flags["when"] = flags["weekday"] or flags["future"] or flags["clock"] or flags["date"]
+        flags["meet"] = flags["meet_verb"] or flags["meet_noun"] or flags["schedule_req"]
+        flags["future"] = flags["future"] or flags["weekday"]
+        return flags
+
+    def _row(self, text: str) -> list[float]:
+        counts = [math.log1p(len(rx.findall(text))) for rx in CUES.values()]
+        counts += [math.log1p(text.count("?"))]
+        sentences = _sentences(text)[:60]
+        flags = [self._sentence_flags(s) for s in sentences]
+        counts.append(float(any(f["when"] for f in flags)))
+        pairs = [float(any(f[a] and f[b] for f in flags)) for a, b in self._PAIRS]
+        doc_place = any(f["place_named"] or f["my_office"] or f["place_proper"] for f in flags)
+        doc_call = any(f["call"] for f in flags)
+        pairs.append(float(any(f["meet"] and f["request"] and (f["future"] or f["when"]) for f in flags)))
+        pairs.append(float(any(f["meet"] and f["request"] for f in flags) and not doc_place))
+        pairs.append(float(any(f["meet"] and f["when"] for f in flags) and not doc_place and not doc_call))
+        pairs.append(float(bool(flags[:3]) and any(f["meet"] and f["request"] for f in flags[:3])))
+        pairs.append(math.log1p(len(sentences)))
+        return counts + pairs
+
+    def transform(self, documents):
+        get = _FIELDS[self.field]
+        rows = [self._row(get(d, self.max_chars)) for d in documents]
+        return sp.csr_matrix(np.asarray(rows, dtype=np.float32).reshape(len(rows), -1))
+
+    def get_feature_names_out(self, input_features=None):
+        return self.feature_names_
+
+
+class MetaFeatures(BaseEstimator, TransformerMixin):
+    """Shape of the email: reply/forward, recipients, how much is new vs. quoted, length."""
+
+    def fit(self, documents, y=None):
+        self.feature_names_ = np.array(["meta:is_reply", "meta:is_forward", "meta:n_recipients_log",
+                                        "meta:many_recipients", "meta:new_len_log", "meta:quoted_len_log",
+                                        "meta:new_empty", "meta:short_new", "meta:subject_question",
+                                        "meta:subject_meet"], dtype=object)
+        return self
+
+    def transform(self, documents):
+        meet = CUES["meet_noun"]
+        rows = []
+        for d in documents:
+            new, quoted, subject = new_text_of(d), quoted_text_of(d), d.subject or ""
+            rows.append([float(d.is_reply), float(d.is_forward), math.log1p(d.n_recipients),
+                         float(d.n_recipients > 10), math.log1p(len(new)) / 10, math.log1p(len(quoted)) / 10,
+                         float(len(new.strip()) < 5), float(len(new) < 400), float("?" in subject),
+                         float(bool(meet.search(subject) or CUES["meet_verb"].search(subject)))])
+        return sp.csr_matrix(np.asarray(rows, dtype=np.float32).reshape(len(rows), -1))
+
+    def get_feature_names_out(self, input_features=None):
+        return self.feature_names_
+
+
+def _text_branch(field: str, vectorizer) -> Pipeline:
+    return Pipeline([("text", FieldText(field)), ("tfidf", vectorizer)])
+
+
+def build_features(*, word_ngrams=(1, 3), char_ngrams=(2, 5), use_char: bool = True, use_cues: bool = True,
+                   use_quoted: bool = False) -> FeatureUnion:
+    """The full feature union. Names are prefixed by branch, which :meth:`explain` shows."""
+    parts = [
+        ("subject", _text_branch("subject", LemmaNgrams(ngram_range=(1, 2), min_df=2))),
+        ("new", _text_branch("new_text", LemmaNgrams(ngram_range=word_ngrams, min_df=2))),
+    ]
+    if use_char:
+        parts.append(("char", _text_branch("new_text", CharNgrams(ngram_range=char_ngrams))))
+    if use_quoted:
+        parts.append(("quoted", _text_branch("quoted_text", LemmaNgrams(ngram_range=(1, 1), min_df=3,
+                                                                            max_features=5000))))
+    if use_cues:
+        parts.append(("cues", Pipeline([("cues", CueFeatures("new_text")), ("scale", MaxAbsScaler())])))
+        parts.append(("subjcues", Pipeline([("cues", CueFeatures("subject")), ("scale", MaxAbsScaler())])))
+        parts.append(("quotedcues", Pipeline([("cues", CueFeatures("quoted_text")), ("scale", MaxAbsScaler())])))
+    parts.append(("meta", MetaFeatures()))
+    return FeatureUnion(parts)
+
+
+def baseline_features() -> Pipeline:
+    """The plain baseline a user would try first: word 1–2-grams over subject + whole body."""
+    return Pipeline([("text", JoinedText()), ("tfidf", TfidfVectorizer(ngram_range=(1, 2), min_df=2,
+                                                                       sublinear_tf=True))])
+
+
+class JoinedText(BaseEstimator, TransformerMixin):
+    """Subject and the whole body (new + quoted) as one string: what the baseline reads."""
+
+    def fit(self, documents, y=None):
+        return self
+
+    def transform(self, documents) -> list[str]:
+        return [f"{d.subject}\n{d.new_text}\n{d.quoted_text}" for d in documents]
+
+
+def as_documents(documents: Sequence) -> list:
+    return list(documents)

@@ -1,0 +1,50 @@
+"""Metrics at the model's own threshold, the plots and the report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from jeeves.evaluation import evaluate, metrics
+from jeeves.parsing import EmailDocument
+
+
+class StubModel:
+    """Scores by a keyword, so the expected metrics are known without training."""
+
+    version = "stub"
+    threshold = 0.5
+    unsure_band = (0.4, 0.6)
+
+    def score(self, documents):
+        return np.array([0.9 if "lunch" in d.new_text else 0.1 for d in documents])
+
+
+DOCS = [EmailDocument(subject="", new_text=t) for t in ("lunch?", "lunch!", "report", "lunch", "memo", "notes")]
+LABELS = [1, 1, 1, 0, 0, 0]
+
+
+def test_metrics_at_threshold():
+    m = metrics(LABELS, StubModel().score(DOCS), 0.5)
+    assert m["confusion_matrix"] == [[2, 1], [1, 2]]
+    assert m["precision"] == m["recall"] == 2 / 3
+    assert m["n"] == 6 and m["n_positive"] == 3
+
+
+def test_evaluate_writes_plots_and_report(tmp_path):
+    report = evaluate(StubModel(), DOCS, LABELS, out_dir=tmp_path, extra={"corpus": "x"})
+    data = report.as_dict()
+    for key in ("roc_auc", "pr_auc", "precision", "recall", "f1", "threshold", "n", "n_positive", "confusion_matrix"):
+        assert key in data
+    json.dumps(data)
+    for name in ("roc.png", "pr.png", "calibration.png", "report.md"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert (tmp_path / "roc.png").read_bytes()[:4] == b"\x89PNG"
+    assert "confusion" in report.to_text()
+    assert data["corpus"] == "x"
+
+
+def test_single_class_evaluation_does_not_crash():
+    report = evaluate(StubModel(), DOCS[:2], [1, 1])
+    assert report.as_dict()["roc_auc"] is None

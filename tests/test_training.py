@@ -1,0 +1,135 @@
+"""Grouped splits, threshold choice, the quick search, persistence checks and explanations."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import sklearn
+
+from jeeves.errors import ModelError
+from jeeves.parsing import EmailDocument
+from jeeves.training import (choose_threshold, cross_validated_threshold, grouped_folds, load_model,
+                             precision_recall_at, train, unsure_band)
+
+
+def test_grouped_folds_never_split_a_thread():
+    rng = np.random.default_rng(0)
+    groups = [f"thread{i // 3}" for i in range(300)]
+    labels = rng.integers(0, 2, 300)
+    folds = grouped_folds(labels, groups, n_splits=5)
+    assert len(folds) == 5
+    seen_test = np.concatenate([te for _, te in folds])
+    assert sorted(seen_test.tolist()) == list(range(300))
+    for train_idx, test_idx in folds:
+        assert not {groups[i] for i in train_idx} & {groups[i] for i in test_idx}
+        assert labels[test_idx].sum() > 0
+
+
+def test_threshold_reaches_target_recall_with_best_precision():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 500)
+    scores = np.clip(labels * 0.3 + rng.random(500) * 0.7, 0, 1)
+    for target in (0.5, 0.9, 1.0):
+        thr = choose_threshold(labels, scores, target)
+        assert precision_recall_at(labels, scores, thr)["recall"] >= target
+        # any higher threshold loses the recall target
+        higher = scores[scores > thr]
+        if len(higher):
+            assert precision_recall_at(labels, scores, higher.min())["recall"] < target
+
+
+def test_threshold_needs_positives():
+    with pytest.raises(ValueError):
+        choose_threshold([0, 0], [0.1, 0.2])
+
+
+def test_cross_validated_threshold_and_band():
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 2, 400)
+    scores = np.clip(labels * 0.4 + rng.random(400) * 0.6, 0, 1)
+    folds = grouped_folds(labels, [str(i) for i in range(400)], n_splits=4)
+    honest = cross_validated_threshold(labels, scores, folds, 0.9)
+    assert 0.7 <= honest["recall"] <= 1.0 and 0 < honest["precision"] <= 1
+    thr = choose_threshold(labels, scores, 0.9)
+    low, high = unsure_band(labels, scores, thr)
+    assert low <= thr <= high
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from jeeves.corpus import load_corpus
+    from tests.conftest import CORPUS_DIR
+
+    corpus = load_corpus(CORPUS_DIR)
+    rng = np.random.default_rng(0)
+    pos = np.flatnonzero(corpus.labels == 1)[:60]
+    neg = rng.choice(np.flatnonzero(corpus.labels == 0), 300, replace=False)
+    sub = corpus.subset(np.concatenate([pos, neg]))
+    out = tmp_path_factory.mktemp("models")
+    card = train(sub.documents, sub.labels, sub.groups, out_dir=out, quick=True, progress=False,
+                 subsets={"high": [c == "high" for c in sub.confidence]})
+    return out, card, sub
+
+
+def test_train_writes_model_card_and_current(trained):
+    out, card, sub = trained
+    assert (out / "CURRENT").read_text().strip() == card.version
+    data = json.loads((out / f"{card.version}.json").read_text())
+    for key in ("sha256", "data_hash", "label_counts", "candidates", "baseline", "threshold", "unsure_band",
+                "library_versions", "training_seconds", "cv"):
+        assert key in data
+    assert data["label_counts"] == {"positive": 60, "negative": 300}
+    assert data["library_versions"]["scikit-learn"] == sklearn.__version__
+    assert {row["name"] for row in data["candidates"]} >= {data["chosen"]}
+    assert 0 <= data["cv"]["all"]["roc_auc"] <= 1 and "high" in data["cv"]
+    assert "roc_auc" in data["baseline"]["all"]
+
+
+def test_load_scores_decides_and_explains(trained):
+    out, card, sub = trained
+    model = load_model(models_dir=out)
+    assert model.version == card.version and model.threshold == pytest.approx(card.threshold)
+    scores = model.score(sub.documents[:20])
+    assert scores.shape == (20,) and ((scores >= 0) & (scores <= 1)).all()
+    assert model.decide(scores).dtype == bool
+    assert model.score([]).shape == (0,)
+    request = EmailDocument(subject="lunch", new_text="Can we meet for lunch next week? Let me know when works.")
+    explanation = model.explain(request, top=5)
+    assert len(explanation.up) <= 5 and len(explanation.down) <= 5
+    assert all(v > 0 for _, v in explanation.up) and all(v < 0 for _, v in explanation.down)
+    assert "score" in str(explanation)
+    assert load_model(out / f"{card.version}.joblib").version == card.version
+
+
+def test_tampered_model_is_refused(trained, tmp_path):
+    import shutil
+
+    out, card, _ = trained
+    for name in (f"{card.version}.joblib", f"{card.version}.json", "CURRENT"):
+        shutil.copy(out / name, tmp_path / name)
+    with open(tmp_path / f"{card.version}.joblib", "ab") as handle:
+        handle.write(b"x")
+    with pytest.raises(ModelError, match="does not match its model card"):
+        load_model(models_dir=tmp_path)
+
+
+def test_other_sklearn_version_is_refused(trained, tmp_path):
+    import shutil
+
+    out, card, _ = trained
+    for name in (f"{card.version}.joblib", "CURRENT"):
+        shutil.copy(out / name, tmp_path / name)
+    data = json.loads((out / f"{card.version}.json").read_text())
+    data["library_versions"]["scikit-learn"] = "0.0.1"
+    (tmp_path / f"{card.version}.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="retrain"):
+        load_model(models_dir=tmp_path)
+
+
+def test_missing_model_is_actionable(tmp_path):
+    with pytest.raises(ModelError, match="jeeves train"):
+        load_model(models_dir=tmp_path)
+    with pytest.raises(ModelError, match="not found"):
+        load_model(tmp_path / "nope.joblib")
