@@ -63,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="accounts, counts, model and outbox")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("models", help="list trained models; --use VERSION promotes or rolls back")
+    p.add_argument("--use", metavar="VERSION", help="serve this model from now on")
+
+    p = sub.add_parser("retrain", help="train a challenger on all labels; promote it if no worse than the serving model")
+    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    p.add_argument("--quick", action="store_true", help="a small grid, for a fast check")
+
     sub.add_parser("health", help="exit 0 when the database and model are usable, 1 otherwise")
     return parser
 
@@ -188,6 +195,37 @@ def cmd_status(settings, args) -> int:
     return 0
 
 
+def cmd_models(settings, args) -> int:
+    from jeeves.registry import list_models, set_current
+
+    if args.use:
+        set_current(settings.model.dir, args.use)
+        print(f"now serving {args.use} (a running daemon switches on its next message)")
+        return 0
+    entries = list_models(settings.model.dir)
+    if not entries:
+        print(f"no models in {settings.model.dir}")
+        return 1
+    print(f"  {'version':28} {'created':25} {'model':22} {'ROC AUC':>7} {'PR AUC':>7} {'thresh':>6}")
+    for e in entries:
+        fmt = lambda v: f"{v:.3f}" if isinstance(v, (int, float)) else "-"  # noqa: E731
+        print(f"{'*' if e.current else ' '} {e.version:28} {e.created:25} {e.chosen:22} {fmt(e.roc_auc):>7} {fmt(e.pr_auc):>7} {fmt(e.threshold):>6}")
+    return 0
+
+
+def cmd_retrain(settings, args) -> int:
+    from jeeves.retrain import retrain_and_maybe_promote
+
+    result = retrain_and_maybe_promote(_app(settings), corpus_dir=args.corpus, quick=args.quick, progress=True)
+    champ = result.champion_scores
+    print(f"challenger {result.challenger}: ROC AUC {result.challenger_scores['roc_auc']:.3f}, recall {result.challenger_scores['recall']:.3f}"
+          f" on {result.n_eval} held-out labels ({result.n_user_labels} of all labels are yours)")
+    if champ:
+        print(f"champion   {result.champion}: ROC AUC {champ['roc_auc']:.3f}, recall {champ['recall']:.3f}")
+    print("promoted: now serving the challenger" if result.promoted else "kept the champion")
+    return 0
+
+
 def cmd_health(settings, args) -> int:
     try:
         app = _app(settings)
@@ -209,5 +247,7 @@ COMMANDS = {
     "explain": cmd_explain,
     "label": cmd_label,
     "status": cmd_status,
+    "models": cmd_models,
+    "retrain": cmd_retrain,
     "health": cmd_health,
 }
