@@ -194,6 +194,7 @@ class SearchResult:
     baseline_oof: np.ndarray | None
     table: list[dict[str, Any]]
     best: str
+    matrices: list = field(default_factory=list, repr=False)  # per fold (x_train, x_test), for analyses
 
 
 def search(documents, labels, groups, *, sample_weight=None, n_splits: int = 5, quick: bool = False,
@@ -237,7 +238,7 @@ def search(documents, labels, groups, *, sample_weight=None, n_splits: int = 5, 
                       "seconds": round(time.perf_counter() - started, 2)})
     bar.close()
     best = max(table, key=lambda row: (round(row["roc_auc"], 3), row["pr_auc"]))["name"]
-    return SearchResult(folds, oof, baseline_oof, table, best)
+    return SearchResult(folds, oof, baseline_oof, table, best, matrices)
 
 
 def format_table(table: list[dict[str, Any]], baseline: dict[str, Any] | None = None, best: str | None = None) -> str:
