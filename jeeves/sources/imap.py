@@ -127,7 +127,8 @@ class IMAPSource:
         self._account_known = False
         self._stop: threading.Event | None = None
         self._idle_folder: str | None = None
-        self._workers = min(4, os.cpu_count() or 1) if parse_workers is None else parse_workers
+        # Two workers: more buy little (storing becomes the limit) and cost ~85 MB each.
+        self._workers = min(2, os.cpu_count() or 1) if parse_workers is None else parse_workers
         self._pool: ProcessPoolExecutor | None = None
 
     @property
@@ -154,7 +155,7 @@ class IMAPSource:
         try:
             return self._sync_once()
         except ConnectionLost as first:
-            log.info("imap connection lost during sync, reconnecting once", extra={"account": self.name, "error": str(first)})
+            log.info("imap account %s: %s; reconnecting once", self.name, first, extra={"account": self.name})
             self._drop_client()
             try:
                 return self._sync_once()
@@ -266,7 +267,8 @@ class IMAPSource:
             except Exception:  # noqa: BLE001
                 pass
             raise
-        log.info("imap connected", extra={"account": self.name, "host": host, "port": port, "tls": acct.tls})
+        log.info("imap account %s connected to %s (tls=%s)", self.name, where, acct.tls,
+                 extra={"account": self.name, "host": host, "port": port, "tls": acct.tls})
         self._client = client
         return client
 
@@ -305,7 +307,7 @@ class IMAPSource:
                 except LoginError:
                     if attempt == 2:
                         raise
-                    log.info("imap server rejected the OAuth2 token; fetching a fresh one", extra={"account": self.name})
+                    log.info("imap account %s: the server rejected the OAuth2 token; fetching a fresh one", self.name, extra={"account": self.name})
         except LoginError as exc:
             self._token = None
             what = "password" if acct.auth == "password" else f"{acct.auth.upper()} token"
@@ -365,7 +367,8 @@ class IMAPSource:
         self._idle_folder = idle_folder  # IDLE on the first folder that synced cleanly
         self.store.record_sync(self.name, error="; ".join(folder_errors) or None)
         if report.fetched:
-            log.info("imap sync", extra={"account": self.name, "fetched": report.fetched, "stored": report.stored})
+            log.info("imap account %s: fetched %d, stored %d new", self.name, report.fetched, report.stored,
+                     extra={"account": self.name, "fetched": report.fetched, "stored": report.stored})
         return report
 
     def _ensure_account(self) -> None:
@@ -402,7 +405,8 @@ class IMAPSource:
         self._uidnext_seen[folder] = sel.uidnext
         if state.uidvalidity is not None and state.uidvalidity != sel.uidvalidity:
             log.warning(
-                "imap UIDVALIDITY changed: rescanning the folder (stored messages are matched by content, nothing is stored twice)",
+                "imap account %s folder %r: UIDVALIDITY changed %s -> %s; rescanning (stored messages are matched by content, nothing is stored twice)",
+                self.name, folder, state.uidvalidity, sel.uidvalidity,
                 extra={"account": self.name, "folder": folder, "old": state.uidvalidity, "new": sel.uidvalidity},
             )
             self.store.reset_folder(state.id, sel.uidvalidity)
@@ -447,7 +451,7 @@ class IMAPSource:
         if mode == "new":
             if top is None:
                 top = max(client.search(["ALL"]) or [0])
-            log.info("imap first sync: only new mail from now on", extra={"account": self.name, "folder": state.name, "skipped_up_to_uid": top})
+            log.info("imap account %s folder %r: first sync, only mail arriving from now on", self.name, state.name, extra={"account": self.name, "folder": state.name, "skipped_up_to_uid": top})
             return _FolderPlan([], final_advance=top)
         if mode == "all":
             uids = sorted(client.search(["ALL"]))
@@ -456,7 +460,7 @@ class IMAPSource:
         else:
             since = date.fromisoformat(mode[6:])
             uids = sorted(client.search(["SINCE", since]))
-        log.info("imap first sync", extra={"account": self.name, "folder": state.name, "mode": mode, "to_fetch": len(uids)})
+        log.info("imap account %s folder %r: first sync (%s) fetches %d messages", self.name, state.name, mode, len(uids), extra={"account": self.name, "folder": state.name, "mode": mode, "to_fetch": len(uids)})
         return _FolderPlan(uids, final_advance=top if top is not None else (uids[-1] if uids else 0))
 
     def _plan_rescan(self, client: IMAPClient, state: FolderState, sel: _Selected) -> _FolderPlan:
@@ -512,15 +516,15 @@ class IMAPSource:
                 if raw is not None:
                     items[uid] = {"uid": uid, "raw": bytes(raw), "truncated": False}
                 else:
-                    log.warning("imap server returned no body for a message (expunged meanwhile?)", extra={"account": self.name, "uid": uid})
+                    log.warning("imap account %s: no body returned for UID %s (expunged meanwhile?)", self.name, uid, extra={"account": self.name, "uid": uid})
         for uid in large:
             header = client.fetch([uid], ["BODY.PEEK[HEADER]"]).get(uid, {}).get(b"BODY[HEADER]") or b""
             room = max(1024, limit - len(header))
             part = client.fetch([uid], [f"BODY.PEEK[TEXT]<0.{room}>"]).get(uid, {})
             text = next((v for k, v in part.items() if k.startswith(b"BODY[TEXT]")), b"") or b""
             items[uid] = {"uid": uid, "raw": bytes(header) + bytes(text), "truncated": True}
-            log.info("imap message over the size limit stored truncated",
-                     extra={"account": self.name, "uid": uid, "size": meta[uid].get(b"RFC822.SIZE"), "kept": len(header) + len(text)})
+            log.info("imap account %s: message UID %s (%s bytes) is over max_message_bytes; storing it truncated",
+                     self.name, uid, meta[uid].get(b"RFC822.SIZE"), extra={"account": self.name, "uid": uid, "size": meta[uid].get(b"RFC822.SIZE"), "kept": len(header) + len(text)})
         out = []
         for uid in uids:
             if uid in items:
@@ -587,7 +591,7 @@ class IMAPSource:
 
     def _disable_pool(self, exc: BaseException) -> None:
         # E.g. a script without an ``if __name__ == "__main__"`` guard cannot spawn workers.
-        log.warning("parse workers unavailable (%s); parsing in-process", exc, extra={"account": self.name})
+        log.warning("imap account %s: parse workers unavailable (%s); parsing in-process", self.name, exc, extra={"account": self.name})
         pool, self._pool, self._workers = self._pool, None, 0
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -645,7 +649,7 @@ class IMAPSource:
             except (OSError, IMAPClientAbortError):
                 raise
             except IMAPClientError as exc:
-                log.warning("imap label search failed: %s", _server_text(exc), extra={"account": self.name, "source": source})
+                log.warning("imap account %s: label search (%s) failed: %s", self.name, source, _server_text(exc), extra={"account": self.name, "source": source})
                 continue
             both = pos & neg
             wanted = {uid: 1 for uid in pos - both} | {uid: 0 for uid in neg - both}
@@ -684,7 +688,7 @@ class IMAPSource:
                 self.store.add_label(pk, value, source)
                 added += 1
         if added:
-            log.info("imap labels recorded", extra={"account": self.name, "source": source, "count": added})
+            log.info("imap account %s: %d %s labels recorded", self.name, added, source, extra={"account": self.name, "source": source, "count": added})
         return added
 
     # --- watching -----------------------------------------------------------------------------
@@ -694,7 +698,7 @@ class IMAPSource:
             try:
                 on_stored(report)
             except Exception:  # noqa: BLE001 - a consumer bug must not stop ingestion
-                log.exception("on_stored callback failed", extra={"account": self.name})
+                log.exception("imap account %s: on_stored callback failed", self.name, extra={"account": self.name})
 
     def _idle_until_change(self, stop: threading.Event, on_stored: Callable[[SyncReport], None]) -> None:
         """IDLE on the first folder until it changes, ``poll_interval`` passes (other folders),
