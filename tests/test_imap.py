@@ -150,13 +150,13 @@ def test_huge_message_is_stored_truncated_and_flagged(dovecot, tmp_path):
     dovecot.append("alice", "INBOX", raw)
     dovecot.append("alice", "INBOX", _msg(1))
     store = Store(f"sqlite:///{tmp_path / 'j.db'}")
-    account = dovecot.account("alice", max_message_bytes=2 * 1024 * 1024)
+    account = dovecot.account("alice")  # default limit: 25 MiB
     with IMAPSource(account, store) as source:
         report = source.sync()
     assert (report.fetched, report.stored) == (2, 2)
     big, small = _stored(store)
     assert big.truncated is True and small.truncated is False
-    assert big.size == len(raw) and len(big.raw) <= 2 * 1024 * 1024
+    assert big.size == len(raw) and len(big.raw) <= account.max_message_bytes < len(raw)
     assert big.message_id == "<huge@example.com>" and big.subject == "huge"
     assert "meet on Friday" in big.new_text
 

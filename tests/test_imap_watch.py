@@ -159,3 +159,27 @@ def test_idle_uses_first_folder_that_exists(dovecot, tmp_path):
         assert _wait_for(lambda: _count(store) == 1, 5) < 5
     with store.session() as s:
         assert "Missing" in (s.scalar(select(Account.last_error).where(Account.name == "alice")) or "")
+
+
+def test_idle_is_renewed_and_a_silent_dead_link_is_noticed(dovecot, tmp_path, monkeypatch):
+    """IDLE ends and the folders resync at the renewal deadline; a link killed during IDLE
+    (which idle_check reports as silence) is reconnected and new mail still arrives."""
+    import jeeves.sources.imap as imap
+
+    monkeypatch.setattr(imap, "IDLE_RENEW_SECONDS", 0.5)
+    store = Store(f"sqlite:///{tmp_path / 'j.db'}")
+    source = IMAPSource(dovecot.account("alice", first_sync="new", poll_interval=600), store)
+    syncs = {"n": 0}
+    real_sync = source.sync
+
+    def counting_sync():
+        syncs["n"] += 1
+        return real_sync()
+
+    source.sync = counting_sync  # type: ignore[method-assign]
+    with _watching(source):
+        _wait_for(lambda: syncs["n"] >= 4, 6)
+        dovecot.kill_connections("alice")
+        time.sleep(0.2)
+        dovecot.append("alice", "INBOX", _msg(1))
+        _wait_for(lambda: _count(store) == 1, 8)
