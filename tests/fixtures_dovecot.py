@@ -48,9 +48,9 @@ info_log_path = {base}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
 shutdown_clients = yes
-default_internal_user = dovecot
-default_internal_group = dovecot
-default_login_user = dovenull
+default_internal_user = {internal_user}
+default_internal_group = {internal_group}
+default_login_user = {login_user}
 first_valid_uid = {uid}
 last_valid_uid = 0
 mail_uid = {uid}
@@ -148,7 +148,14 @@ class DovecotServer:
              "-keyout", str(self.base / "key.pem"), "-out", str(self.ca_file)],
             check=True, capture_output=True,
         )
-        self.config.write_text(_CONFIG.format(base=self.base, port=self.port, tls_port=self.tls_port, uid=self.uid, gid=self.gid))
+        if root:
+            users = {"internal_user": "dovecot", "internal_group": "dovecot", "login_user": "dovenull"}
+        else:  # an unprivileged Dovecot runs everything as the current user
+            import grp
+
+            me = pwd.getpwuid(os.geteuid()).pw_name
+            users = {"internal_user": me, "internal_group": grp.getgrgid(os.getegid()).gr_name, "login_user": me}
+        self.config.write_text(_CONFIG.format(base=self.base, port=self.port, tls_port=self.tls_port, uid=self.uid, gid=self.gid, **users))
 
     def start(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
@@ -213,7 +220,9 @@ class DovecotServer:
     # --- client-side helpers ----------------------------------------------------------------
 
     def account(self, user: str = "alice", **overrides):
-        """AccountSettings for ``user`` on the plaintext loopback port; ``tls="implicit"`` picks the TLS port."""
+        """AccountSettings for ``user`` on the plaintext loopback port (``tls="implicit"`` picks the
+        TLS port; pass ``ca_file=server.ca_file`` to trust it). Unlike the product default,
+        ``first_sync`` is "all", so mail appended before the first sync is fetched."""
         from pydantic import SecretStr
 
         from jeeves.config import AccountSettings
