@@ -38,7 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.fixtures_dovecot import DovecotServer  # noqa: E402  (the bench reuses the fixture's server)
+from tests.fixtures_dovecot import DovecotServer, start_dovecot  # noqa: E402  (the bench reuses the fixture's server)
 
 DEFAULT_MBOX = (REPO / ".." / "shared" / "data" / "enron-unlabeled" / "messages.mbox").resolve()
 USER = "bench"
@@ -309,8 +309,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="jeeves-bench-"))
     work.chmod(0o755)  # Dovecot's mail user must reach the maildir below it
-    server = DovecotServer(work / "dovecot", users={USER: PASSWORD})
-    server.start()
+    server = start_dovecot(work / "dovecot", users={USER: PASSWORD})
     try:
         t = time.perf_counter()
         n = fill_maildir(server, _messages(args.mbox, args.count))

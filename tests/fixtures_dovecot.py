@@ -14,6 +14,7 @@ enough to exercise the client side of token login.
 
 from __future__ import annotations
 
+import atexit
 import os
 import pwd
 import shutil
@@ -320,9 +321,11 @@ class DovecotServer:
                 client.expunge()
 
 
-def start_dovecot(base: Path | None = None) -> DovecotServer:
-    server = DovecotServer(Path(base or tempfile.mkdtemp(prefix="jeeves-dovecot-")))
+def start_dovecot(base: Path | None = None, **kwargs) -> DovecotServer:
+    """A started server; also stopped at interpreter exit, so an interrupted run leaves none behind."""
+    server = DovecotServer(Path(base or tempfile.mkdtemp(prefix="jeeves-dovecot-")), **kwargs)
     server.start()
+    atexit.register(server.close)
     return server
 
 

@@ -183,3 +183,30 @@ def test_idle_is_renewed_and_a_silent_dead_link_is_noticed(dovecot, tmp_path, mo
         time.sleep(0.2)
         dovecot.append("alice", "INBOX", _msg(1))
         _wait_for(lambda: _count(store) == 1, 8)
+
+
+def test_stop_mid_backlog_returns_promptly_and_the_next_sync_resumes(dovecot, tmp_path, corpus_raw_messages):
+    raws = corpus_raw_messages[300:500]
+    expected = len({r.replace(b"\r\n", b"\n").rstrip(b"\n") for r in raws})
+    dovecot.append_many("alice", "INBOX", raws)
+    store = Store(f"sqlite:///{tmp_path / 'j.db'}")
+    stop = threading.Event()
+    real_store_batch = store.store_batch
+
+    def stopping_store_batch(messages, **kwargs):
+        refs = real_store_batch(messages, **kwargs)
+        stop.set()  # stop arrives while the backlog is being fetched
+        return refs
+
+    store.store_batch = stopping_store_batch  # type: ignore[method-assign]
+    source = IMAPSource(dovecot.account("alice", fetch_batch=10), store, parse_workers=0)
+    started = time.monotonic()
+    source.watch(stop, lambda report: None)
+    assert time.monotonic() - started < 3
+    assert 0 < _count(store) < expected
+    store.store_batch = real_store_batch  # type: ignore[method-assign]
+    with IMAPSource(dovecot.account("alice", fetch_batch=50), store) as again:
+        again.sync()
+    assert _count(store) == expected
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(MessageLocation)) == len(raws)
