@@ -161,9 +161,18 @@ def main(argv=None):
             cv = cross_validated_threshold(labels, s, result.folds, 0.9)
             print(f"{name:9s} threshold {thr:.4f}: in-sample P {ins['precision']:.3f} R {ins['recall']:.3f}; "
                   f"threshold chosen on other folds: P {cv['precision']:.3f} R {cv['recall']:.3f} F1 {cv['f1']:.3f}")
+            for subset in ("high", "random"):
+                m = masks[subset]
+                sub_folds = [(np.flatnonzero(m[tr]), np.flatnonzero(m[te])) for tr, te in
+                             [(np.isin(np.arange(len(labels)), tr), np.isin(np.arange(len(labels)), te))
+                              for tr, te in result.folds]]
+                cvs = cross_validated_threshold(labels[m], s[m], sub_folds, 0.9)
+                print(f"{'':9s} {subset} labels only (threshold from other folds' {subset} labels): "
+                      f"P {cvs['precision']:.3f} R {cvs['recall']:.3f}")
         if args.analysis:
             fn, fp = analysis(corpus, result, weight)
             if args.dump_errors:
+                np.save(args.dump_errors.with_suffix(".oof.npy"), result.oof[result.best])
                 with open(args.dump_errors, "w") as out:
                     s = result.oof[result.best]
                     for kind, idx in (("FN", fn), ("FP", fp)):

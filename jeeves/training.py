@@ -120,9 +120,9 @@ def cross_validated_threshold(labels, scores, folds, target_recall: float) -> di
 
 
 def unsure_band(labels, scores, threshold: float) -> tuple[float, float]:
-    """Scores between the thresholds for 98 % and 75 % recall: where a reviewer's label helps most."""
-    low = min(choose_threshold(labels, scores, 0.98), threshold)
-    high = max(choose_threshold(labels, scores, 0.75), threshold)
+    """Scores between the thresholds for 95 % and 80 % recall: where a reviewer's label helps most."""
+    low = min(choose_threshold(labels, scores, 0.95), threshold)
+    high = max(choose_threshold(labels, scores, 0.80), threshold)
     return float(low), float(high)
 
 
