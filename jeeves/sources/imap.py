@@ -42,14 +42,12 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import CapabilityError, IMAPClientAbortError, IMAPClientError, LoginError
-from sqlalchemy import func, select
 
 from jeeves.config import AccountSettings, oauth_token
 from jeeves.errors import AuthenticationError, ConfigError, JeevesError, SourceError, StoreError
 from jeeves.parsing import ParsedEmail, parse_email
 from jeeves.sources import SyncReport
 from jeeves.sources.imap_parse import parse_many
-from jeeves.storage.schema import Label, MessageLocation
 from jeeves.storage.store import FolderState, NewMessage, Store
 
 log = logging.getLogger(__name__)
@@ -68,7 +66,6 @@ MAX_BACKOFF_SECONDS = 300.0
 #: Backlogs at least this long are parsed in worker processes (spawning them costs ~0.3 s).
 PARALLEL_PARSE_MIN = 1000
 #: UIDs per database lookup when mapping UIDs to stored messages.
-_LOOKUP_CHUNK = 500
 
 LABEL_FOLDER = "imap-folder"
 LABEL_KEYWORD = "imap-keyword"
@@ -655,33 +652,14 @@ class IMAPSource:
             wanted = {uid: 1 for uid in pos - both} | {uid: 0 for uid in neg - both}
             if not wanted:
                 continue
-            pks = self._pks_at(folder_id, uidvalidity, sorted(wanted))
+            pks = self.store.message_pks_at(folder_id, uidvalidity, sorted(wanted))
             self._apply_labels({pk: wanted[uid] for uid, pk in pks.items()}, source)
-
-    def _pks_at(self, folder_id: int, uidvalidity: int, uids: Sequence[int]) -> dict[int, int]:
-        """UID → stored message pk for the UIDs of this folder that are stored.
-
-        Stopgap over the schema until the Store offers ``message_pks_at``.
-        """
-        found: dict[int, int] = {}
-        with self.store.session() as s:
-            for start in range(0, len(uids), _LOOKUP_CHUNK):
-                chunk = list(uids[start:start + _LOOKUP_CHUNK])
-                rows = s.execute(
-                    select(MessageLocation.uid, MessageLocation.message_pk).where(
-                        MessageLocation.folder_id == folder_id,
-                        MessageLocation.uidvalidity == uidvalidity,
-                        MessageLocation.uid.in_(chunk),
-                    )
-                ).all()
-                found.update({int(uid): int(pk) for uid, pk in rows})
-        return found
 
     def _apply_labels(self, values: dict[int, int], source: str) -> int:
         """Add a label where the newest one from ``source`` differs (a relabel), never a duplicate."""
         if not values:
             return 0
-        current = _newest_labels(self.store, list(values), source)
+        current = self.store.newest_labels(list(values), source)
         added = 0
         for pk, value in values.items():
             if current.get(pk) != value:
@@ -730,22 +708,6 @@ class IMAPSource:
                 self._drop_client()
                 if not stop.is_set():
                     raise ConnectionLost(f"account {self.name}: connection lost during IDLE: {exc}") from None
-
-
-def _newest_labels(store: Store, pks: Sequence[int], source: str) -> dict[int, int]:
-    """Newest label value per message from one source (stopgap until ``Store.newest_labels``)."""
-    out: dict[int, int] = {}
-    with store.session() as s:
-        for start in range(0, len(pks), _LOOKUP_CHUNK):
-            chunk = list(pks[start:start + _LOOKUP_CHUNK])
-            newest = (
-                select(func.max(Label.id))
-                .where(Label.message_pk.in_(chunk), Label.source == source)
-                .group_by(Label.message_pk)
-            )
-            rows = s.execute(select(Label.message_pk, Label.value).where(Label.id.in_(newest))).all()
-            out.update({int(pk): int(value) for pk, value in rows})
-    return out
 
 
 def _text(value: bytes | str) -> str:

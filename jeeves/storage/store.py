@@ -230,8 +230,40 @@ class Store:
                 .where(MessageLocation.folder_id == folder_id, MessageLocation.uidvalidity == uidvalidity, MessageLocation.uid == uid)
             )
 
-    def record_sync(self, account: str, *, error: str | None = None) -> None:
-        """Note a finished sync (or its error) for ``jeeves status``."""
+    def message_pks_at(self, folder_id: int, uidvalidity: int, uids: Sequence[int]) -> dict[int, int]:
+        """UID -> message pk for the stored UIDs of one folder."""
+        found: dict[int, int] = {}
+        uids = list(uids)
+        with self.session() as s:
+            for i in range(0, len(uids), 500):
+                rows = s.execute(
+                    select(MessageLocation.uid, MessageLocation.message_pk).where(
+                        MessageLocation.folder_id == folder_id,
+                        MessageLocation.uidvalidity == uidvalidity,
+                        MessageLocation.uid.in_(uids[i : i + 500]),
+                    )
+                ).all()
+                found.update({int(uid): int(pk) for uid, pk in rows})
+        return found
+
+    def newest_labels(self, message_pks: Sequence[int], source: str) -> dict[int, int]:
+        """The newest label value per message from one label source."""
+        found: dict[int, int] = {}
+        pks = list(message_pks)
+        with self.session() as s:
+            for i in range(0, len(pks), 500):
+                newest = (
+                    select(func.max(Label.id))
+                    .where(Label.message_pk.in_(pks[i : i + 500]), Label.source == source)
+                    .group_by(Label.message_pk)
+                )
+                rows = s.execute(select(Label.message_pk, Label.value).where(Label.id.in_(newest))).all()
+                found.update({int(pk): int(value) for pk, value in rows})
+        return found
+
+    def record_sync(self, account: str, *, error: str | None = None, kind: str = "imap") -> None:
+        """Note a finished sync (or its error) for ``jeeves status``; creates the account row if needed."""
+        self.ensure_account(account, kind)
         now = utcnow()
         values = {"last_error": error, "last_error_at": now} if error else {"last_sync_at": now, "last_error": None}
         with self.session() as s:
@@ -265,7 +297,9 @@ class Store:
                         continue
                     seen.add(m.parsed.content_hash)
                     rows.append(_message_row(m))
-                s.execute(self._insert(StoredMessage).values(rows).on_conflict_do_nothing(index_elements=["content_hash"]))
+                # executemany on the Core table: a multi-VALUES insert spends most of its time
+                # compiling thousands of bind parameters (measured: 2,000 messages 1.17 s -> 0.25 s).
+                s.execute(self._insert(StoredMessage.__table__).on_conflict_do_nothing(index_elements=["content_hash"]), rows)
                 inserted = dict(s.execute(select(StoredMessage.content_hash, StoredMessage.id).where(StoredMessage.content_hash.in_(list(seen)))).all())
             else:
                 inserted = {}
@@ -287,7 +321,10 @@ class Store:
                     if m.uid is not None
                 ]
                 if locations:
-                    s.execute(self._insert(MessageLocation).values(locations).on_conflict_do_nothing(index_elements=["folder_id", "uidvalidity", "uid"]))
+                    s.execute(
+                        self._insert(MessageLocation.__table__).on_conflict_do_nothing(index_elements=["folder_id", "uidvalidity", "uid"]),
+                        locations,
+                    )
                 values: dict = {"last_sync_at": utcnow()}
                 if uidvalidity is not None:
                     values["uidvalidity"] = uidvalidity
