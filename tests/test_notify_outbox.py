@@ -7,6 +7,8 @@ import threading
 from datetime import timedelta
 
 import pytest
+
+from jeeves.logs import TextFormatter
 from pydantic import SecretStr
 from sqlalchemy import update
 
@@ -326,9 +328,11 @@ def test_one_structured_log_line_per_outcome_without_secrets(store, twilio_serve
     twilio_server.fail_next(400, 21610)
     with caplog.at_level("DEBUG"):
         sender.run_once()
-    lines = [r.getMessage() for r in caplog.records if r.name == "jeeves.notify.outbox"]
-    assert len(lines) == 2
-    assert any("event=failed" in line and "code=21610" in line for line in lines)
-    assert any("event=sent" in line and "sid=SM" in line for line in lines)
-    assert all("to=***0006" in line for line in lines) and TEST_TO not in caplog.text
-    assert twilio_server.auth_token not in caplog.text
+    records = [r for r in caplog.records if r.name == "jeeves.notify.outbox"]
+    assert len(records) == 2
+    assert any(r.getMessage() == "alert failed" and str(r.code) == "21610" for r in records)
+    assert any(r.getMessage() == "alert sent" and r.sid.startswith("SM") for r in records)
+    assert all(r.to == "***0006" for r in records)
+    formatted = "\n".join(TextFormatter().format(r) for r in records)
+    assert "to=***0006" in formatted and TEST_TO not in formatted and TEST_TO not in caplog.text
+    assert twilio_server.auth_token not in caplog.text and twilio_server.auth_token not in formatted

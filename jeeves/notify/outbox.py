@@ -431,13 +431,9 @@ def mask_number(number: str | None) -> str:
 
 
 def _event(event: str, row_id: int, recipient: str | None, *, level: int = logging.INFO, **details) -> None:
-    """One key=value log line per outcome (also passed as ``extra`` for JSON formatters)."""
-    fields_ = {"event": event, "outbox_id": row_id, "to": mask_number(recipient)}
+    """One log line per outcome; the facts ride as structured fields (key=value as text, keys in JSON)."""
+    fields_ = {"outbox_id": row_id, "to": mask_number(recipient)}
     fields_.update({k: v for k, v in details.items() if v is not None})
-    line = " ".join(f"{k}={_quote(v)}" for k, v in fields_.items())
-    log.log(level, "notify %s", line, extra={"notify": fields_})
+    log.log(level, "alert %s", event, extra=fields_)
 
 
-def _quote(value) -> str:
-    text_ = str(value)
-    return f'"{text_}"' if (" " in text_ or not text_) else text_

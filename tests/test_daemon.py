@@ -1,0 +1,140 @@
+"""The daemon as users run it: real `jeeves run` processes, real Dovecot, PostgreSQL, the local Twilio API."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from jeeves.parsing import EmailDocument, parse_email
+from jeeves.storage import Store
+from jeeves.storage.schema import OutboxEntry, Prediction, StoredMessage
+from jeeves.training import load_model
+from tests.fixtures_twilio import TEST_TO
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "data" / "sample" / "sample.mbox"
+
+
+def _config(tmp_path: Path, *, db_url: str, dovecot=None, twilio=None, users=(), mailbox: Path | None = None, extra: str = "") -> Path:
+    lines = [f'data_dir = "{tmp_path}"', "[database]", f'url = "{db_url}"']
+    for user in users:
+        lines += [
+            "[[accounts]]", f'name = "{user}"', f'host = "{dovecot.host}"', f"port = {dovecot.port}", 'tls = "none"',
+            f'username = "{user}"', f'password = "{dovecot.passwords[user]}"', 'first_sync = "all"',
+            "connect_timeout = 5.0", "read_timeout = 20.0", "poll_interval = 2.0",
+        ]
+    if mailbox is not None:
+        lines += ["[[mailboxes]]", f'path = "{mailbox}"']
+    if twilio is not None:
+        lines += [
+            "[notify]", 'channel = "twilio"', f'to = "{TEST_TO}"', "thread_window_hours = 0", "max_per_hour = 10000",
+            "[twilio]", f'account_sid = "{twilio.account_sid}"', f'auth_token = "{twilio.auth_token}"',
+            'from_number = "+15005550001"', f'base_url = "{twilio.url}"', "timeout = 5.0",
+        ]
+    else:
+        lines += ["[notify]", 'channel = "console"']
+    lines += ["[daemon]", "outbox_interval = 0.5", "mailbox_interval = 1.0", "retrain_interval_hours = 0", extra]
+    path = tmp_path / "jeeves.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _start(config: Path, worker: str, log_path: Path) -> subprocess.Popen:
+    env = {**os.environ, "JEEVES_DAEMON__WORKER_ID": worker}
+    log = open(log_path, "ab")
+    return subprocess.Popen([sys.executable, "-m", "jeeves", "--config", str(config), "run"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+
+
+def _wait_for(predicate, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _expected_positive_keys(raws: list[bytes]) -> set[str]:
+    model = load_model()
+    parsed = [parse_email(r) for r in raws]
+    decisions = model.decide(model.score([EmailDocument.from_parsed(p) for p in parsed]))
+    return {p.message_id or p.content_hash for p, d in zip(parsed, decisions) if d}
+
+
+def test_sigterm_stops_the_daemon_within_ten_seconds(tmp_path):
+    config = _config(tmp_path, db_url=f"sqlite:///{tmp_path / 'j.db'}", mailbox=SAMPLE)
+    proc = _start(config, "solo", tmp_path / "daemon.log")
+    try:
+        store = Store(f"sqlite:///{tmp_path / 'j.db'}")
+        _wait_for(lambda: store.counts().predictions >= 300, 120, "the sample mailbox to be classified")
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        assert proc.wait(timeout=15) == 0
+        assert time.monotonic() - started < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = (tmp_path / "daemon.log").read_text()
+    assert "[jeeves alert]" in log and "stopped" in log
+
+
+@pytest.mark.postgres
+@pytest.mark.dovecot
+@pytest.mark.slow
+def test_three_daemons_share_one_database_and_one_is_killed(tmp_path, pg_url, dovecot, twilio_server, corpus_raw_messages):
+    """Accounts split by advisory locks, outbox by SKIP LOCKED; a SIGKILL loses and repeats nothing."""
+    users = ("alice", "bob")
+    config = _config(tmp_path, db_url=pg_url, dovecot=dovecot, twilio=twilio_server, users=users)
+    Store(pg_url).close()  # migrate once up front, as a deploy step would
+    procs = [_start(config, f"w{i}", tmp_path / f"w{i}.log") for i in range(3)]
+    raws = corpus_raw_messages[:120]
+    expected = _expected_positive_keys(raws)
+    assert len(expected) >= 5
+    store = Store(pg_url, migrate=False)
+    try:
+        # Let the daemons start and take their leases, then deliver the first half.
+        _wait_for(lambda: len(store.folders()) == len(users), 60, "both accounts to be watched")
+        for i, raw in enumerate(raws[:60]):
+            dovecot.append(users[i % 2], "INBOX", raw)
+        _wait_for(lambda: store.counts().messages >= 60, 60, "the first half to be stored")
+        # SIGKILL a process that watches an account: no cleanup, its leases die with its connections.
+        holders = lambda: [i for i in range(3) if "watching account" in (tmp_path / f"w{i}.log").read_text()]  # noqa: E731
+        victim = _wait_for(holders, 30, "a lease holder")[0]
+        orphaned = {u for u in users if f"watching account {u}" in (tmp_path / f"w{victim}.log").read_text()}
+        assert orphaned
+        procs[victim].kill()
+        procs[victim].wait()
+        for i, raw in enumerate(raws[60:]):
+            dovecot.append(users[i % 2], "INBOX", raw)
+        _wait_for(lambda: store.counts().predictions >= len(raws), 120, "every message to be classified")
+        # Another process took the orphaned accounts over (leases are retried every 15 s).
+        survivors = "".join((tmp_path / f"w{i}.log").read_text() for i in range(3) if i != victim)
+        assert all(f"watching account {u}" in survivors for u in orphaned)
+        _wait_for(lambda: len(twilio_server.sms_to(TEST_TO)) >= len(expected), 60, "every positive to be texted")
+        time.sleep(2)  # a duplicate, if any, would arrive now
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    with store.session() as s:
+        stored = s.scalar(select(func.count()).select_from(StoredMessage))
+        keys = s.scalars(select(StoredMessage.dedupe_key).join(OutboxEntry, OutboxEntry.message_pk == StoredMessage.id)).all()
+        statuses = set(s.scalars(select(OutboxEntry.status)).all())
+    assert stored == len(raws)
+    assert set(keys) == expected and statuses == {"sent"}
+    assert len(twilio_server.sms_to(TEST_TO)) == len(expected)
+    assert len(set(twilio_server.bodies())) == len(expected)
