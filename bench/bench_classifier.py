@@ -163,9 +163,9 @@ def main(argv=None):
                   f"threshold chosen on other folds: P {cv['precision']:.3f} R {cv['recall']:.3f} F1 {cv['f1']:.3f}")
             for subset in ("high", "random"):
                 m = masks[subset]
-                sub_folds = [(np.flatnonzero(m[tr]), np.flatnonzero(m[te])) for tr, te in
-                             [(np.isin(np.arange(len(labels)), tr), np.isin(np.arange(len(labels)), te))
-                              for tr, te in result.folds]]
+                position = np.full(len(labels), -1)
+                position[m] = np.arange(m.sum())
+                sub_folds = [(position[tr][m[tr]], position[te][m[te]]) for tr, te in result.folds]
                 cvs = cross_validated_threshold(labels[m], s[m], sub_folds, 0.9)
                 print(f"{'':9s} {subset} labels only (threshold from other folds' {subset} labels): "
                       f"P {cvs['precision']:.3f} R {cvs['recall']:.3f}")
