@@ -184,6 +184,11 @@ def cmd_status(settings, args) -> int:
     print(f"database   {status['database']}")
     print(f"model      {model.get('version') or model.get('error')}" + (f" (threshold {model['threshold']:.3f})" if "threshold" in model else ""))
     print(f"messages   {status['messages']} stored, {status['predictions']} classified, {status['positives']} positive, {status['labelled']} labelled")
+    live = status["live_quality"]
+    offline = model.get("offline_precision")
+    precision = f"live precision {live['precision']:.2f}" if live["precision"] is not None else "no live precision yet"
+    print(f"alerts     {live['alerts']} in {live['days']} days, {live['judged']} judged by you ({precision}"
+          + (f"; offline estimate {offline:.2f})" if offline is not None else ")"))
     outbox = ", ".join(f"{k} {v}" for k, v in sorted(status["outbox"].items())) or "empty"
     print(f"outbox     {outbox}")
     for problem in status["outbox_problems"]:

@@ -196,11 +196,14 @@ class Jeeves:
         """Accounts, counts, model version and outbox state, as plain data."""
         store = self.store
         counts = store.counts()
+        from jeeves.quality import live_quality, offline_precision
+
         try:
             model = self.model
-            model_info = {"version": model.version, "threshold": model.threshold}
+            model_info = {"version": model.version, "threshold": model.threshold, "offline_precision": offline_precision(model.card)}
         except ModelError as exc:
             model_info = {"error": str(exc)}
+        live = live_quality(store)
         from jeeves.notify.outbox import outbox_problems
 
         return {
@@ -216,6 +219,8 @@ class Jeeves:
             "positives": counts.positives,
             "labelled": counts.labels,
             "outbox": counts.outbox,
+            "live_quality": {"days": live.days, "alerts": live.alerts, "judged": live.judged, "confirmed": live.confirmed,
+                             "precision": live.precision},
             "accounts": [
                 {
                     "name": a.name,

@@ -64,9 +64,12 @@ class MailboxFileSource:
             if bar is not None:
                 bar.close()
         except (OSError, mailbox.Error) as exc:
-            raise SourceError(f"cannot read {self.path}: {exc}") from exc
+            error = SourceError(f"cannot read {self.path}: {exc}")
+            self.store.record_sync(self.name, error=str(error), kind=kind)
+            raise error from exc
         finally:
             box.close()
+        self.store.record_sync(self.name, kind=kind)
         return report
 
     def _rewritten(self, box: mailbox.mbox, keys: list, folder, validity: int) -> bool:

@@ -1,0 +1,54 @@
+"""Live quality: how precise the alerts really are, from the user's own verdicts on them.
+
+The model card's precision is an offline estimate on the Enron corpus; the user's inbox is
+not Enron. When the user marks alerts right or wrong (``jeeves label ID 0|1``), the share of
+alerts they confirmed over the last 30 days is the live precision — shown next to the offline
+estimate so drift shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import func, select
+
+from jeeves.storage import Store
+from jeeves.storage.schema import Label, OutboxEntry
+
+#: Label sources that are the user's judgement (not the shipped corpus).
+USER_SOURCES = ("cli", "review", "imap-folder", "imap-keyword", "gmail-label")
+
+
+@dataclass(frozen=True)
+class LiveQuality:
+    days: int
+    alerts: int  # alerts sent in the window
+    judged: int  # of those, labelled by the user
+    confirmed: int  # of those, labelled "needs a place"
+
+    @property
+    def precision(self) -> float | None:
+        return self.confirmed / self.judged if self.judged else None
+
+
+def live_quality(store: Store, *, days: int = 30, now: datetime | None = None) -> LiveQuality:
+    since = (now or datetime.now(timezone.utc)) - timedelta(days=days)
+    with store.session() as s:
+        sent = select(OutboxEntry.message_pk).where(OutboxEntry.status == "sent", OutboxEntry.sent_at >= since)
+        alerts = s.scalar(select(func.count()).select_from(sent.subquery())) or 0
+        newest = (
+            select(func.max(Label.id))
+            .where(Label.source.in_(USER_SOURCES), Label.message_pk.in_(sent))
+            .group_by(Label.message_pk)
+        )
+        values = s.scalars(select(Label.value).where(Label.id.in_(newest))).all()
+    return LiveQuality(days=days, alerts=alerts, judged=len(values), confirmed=sum(values))
+
+
+def offline_precision(card: dict) -> float | None:
+    """The model card's cross-validated precision at its threshold, when it has one."""
+    cv = card.get("cv") or {}
+    at = cv.get("at_threshold_cross_validated") or cv.get("at_threshold_in_sample") or {}
+    value = at.get("precision")
+    return float(value) if value is not None else None

@@ -1,0 +1,143 @@
+"""The `jeeves` command's contracts: what scripts and users rely on, called through cli.main."""
+
+from __future__ import annotations
+
+import csv
+import json
+import mailbox
+from pathlib import Path
+
+import pytest
+
+from jeeves.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """An isolated Jeeves: its own SQLite database, the shipped model, console alerts."""
+    monkeypatch.setenv("JEEVES_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("JEEVES_CONFIG", raising=False)
+    for var in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def small_corpus(tmp_path, corpus_dir) -> Path:
+    """A labelled corpus directory in the documented format: the shipped corpus's first 300."""
+    out = tmp_path / "corpus"
+    out.mkdir()
+    rows = list(csv.DictReader(open(corpus_dir / "labels.csv")))
+    labels = {r["message_id"]: r for r in rows}
+    source = mailbox.mbox(corpus_dir / "messages.mbox", create=False)
+    box = mailbox.mbox(out / "messages.mbox")
+    kept = []
+    for key in source.iterkeys():
+        msg_id = source.get(key)["Message-ID"]
+        if msg_id in labels:
+            box.add(source.get_bytes(key))
+            kept.append(labels[msg_id])
+        if len(kept) == 300:
+            break
+    box.flush()
+    with open(out / "labels.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["message_id", "label"])
+        writer.writeheader()
+        writer.writerows({"message_id": r["message_id"], "label": r["label"]} for r in kept)
+    return out
+
+
+def _eml(tmp_path, raw: bytes) -> Path:
+    path = tmp_path / "message.eml"
+    path.write_bytes(raw)
+    return path
+
+
+def test_evaluate_json_contract(env, small_corpus, capsys):
+    assert main(["evaluate", "--corpus", str(small_corpus), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("roc_auc", "pr_auc", "precision", "recall", "f1", "threshold", "n", "n_positive"):
+        assert key in report
+    labels = [int(r["label"]) for r in csv.DictReader(open(small_corpus / "labels.csv"))]
+    assert (report["n"], report["n_positive"]) == (len(labels), sum(labels))
+    assert 0.5 < report["roc_auc"] <= 1.0
+
+
+def test_classify_prints_score_and_decision(env, tmp_path, corpus_raw_messages, capsys):
+    assert main(["classify", str(_eml(tmp_path, corpus_raw_messages[0])), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert 0.0 <= result["score"] <= 1.0 and isinstance(result["decision"], bool)
+    assert main(["classify", str(_eml(tmp_path, corpus_raw_messages[0]))]) == 0
+    assert ("needs a place" in capsys.readouterr().out) == result["decision"]
+
+
+def test_import_is_idempotent_and_status_reports_it(env, capsys):
+    sample = str(REPO / "data/sample/sample.mbox")
+    assert main(["import", sample]) == 0
+    assert "300 new" in capsys.readouterr().out
+    assert main(["import", sample]) == 0
+    assert "0 new" in capsys.readouterr().out
+    assert main(["status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["messages"] == 300 and status["outbox"] == {}
+    assert status["accounts"][0]["last_sync"] is not None
+
+
+def test_relabel_replaces_the_label_and_explain_names_features(env, capsys):
+    from jeeves.config import load_settings
+    from jeeves.service import Jeeves
+
+    main(["import", str(REPO / "data/sample/sample.mbox")])
+    assert main(["label", "1", "1"]) == 0
+    assert main(["label", "#1", "0"]) == 0  # the id as the SMS shows it
+    current = Jeeves(load_settings()).store.current_labels()
+    assert current[1].value == 0 and current[1].source == "cli"
+    capsys.readouterr()
+    assert main(["explain", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("score ") and ("pushed up by:" in out or "pushed down by:" in out)
+
+
+def test_unknown_message_is_a_clear_error(env, capsys):
+    assert main(["label", "999999", "1"]) == 2
+    assert "no stored message" in capsys.readouterr().err
+
+
+def test_review_labels_the_least_certain_first(env, monkeypatch, capsys):
+    from jeeves.config import load_settings
+    from jeeves.service import Jeeves
+
+    main(["import", str(REPO / "data/sample/sample.mbox")])
+    app = Jeeves(load_settings())
+    app.classify()
+    expected = app.store.least_certain_unlabelled(3)
+    answers = iter(["1", "s", "0"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(answers))
+    assert main(["label", "--review", "--limit", "3"]) == 0
+    labels = app.store.current_labels()
+    assert {pk: lab.value for pk, lab in labels.items()} == {expected[0][0].id: 1, expected[2][0].id: 0}
+    assert all(lab.source == "review" for lab in labels.values())
+
+
+def test_health_is_zero_when_usable_and_one_without_a_model(env, monkeypatch, tmp_path, capsys):
+    assert main(["health"]) == 0
+    monkeypatch.setenv("JEEVES_MODEL__DIR", str(tmp_path / "no-models"))
+    assert main(["health"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("unhealthy:") and "jeeves train" in err
+
+
+def test_bad_config_exits_2_naming_the_setting(env, tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[notify]\nmax_per_hour = -3\n")
+    assert main(["--config", str(bad), "status"]) == 2
+    err = capsys.readouterr().err
+    assert "notify.max_per_hour" in err and "Traceback" not in err
+
+
+def test_models_lists_the_serving_model(env, capsys):
+    assert main(["models"]) == 0
+    current = (REPO / "models/CURRENT").read_text().strip()
+    assert any(line.startswith("*") and current in line for line in capsys.readouterr().out.splitlines())
