@@ -92,6 +92,13 @@ def _scores(model, data: LabelledSet) -> dict:
     }
 
 
+def should_promote(challenger: dict, champion: dict | None) -> bool:
+    """At least as good on ROC AUC *and* on recall at the threshold; anything beats no model."""
+    if champion is None:
+        return True
+    return challenger["roc_auc"] >= champion["roc_auc"] and challenger["recall"] >= champion["recall"]
+
+
 def retrain_and_maybe_promote(app, *, corpus_dir: Path | None = DEFAULT_CORPUS, quick: bool = False, progress: bool = False) -> RetrainResult:
     """Train a challenger, compare it with the serving model, promote it if it is no worse."""
     from jeeves.registry import set_current
@@ -126,9 +133,7 @@ def retrain_and_maybe_promote(app, *, corpus_dir: Path | None = DEFAULT_CORPUS, 
             if path.name != "CURRENT":
                 shutil.copy2(path, models_dir / path.name)
 
-    promoted = champion_scores is None or (
-        challenger_scores["roc_auc"] >= champion_scores["roc_auc"] and challenger_scores["recall"] >= champion_scores["recall"]
-    )
+    promoted = should_promote(challenger_scores, champion_scores)
     if promoted:
         set_current(models_dir, version)
     log.info(

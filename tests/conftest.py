@@ -3,6 +3,7 @@ plugin modules, started once per session on loopback in a temp dir and stopped a
 
 from __future__ import annotations
 
+import csv
 import mailbox
 from pathlib import Path
 
@@ -24,3 +25,29 @@ def corpus_raw_messages() -> list[bytes]:
     """The shipped corpus's messages as raw bytes, in file order."""
     box = mailbox.mbox(CORPUS_DIR / "messages.mbox", create=False)
     return [box.get_bytes(key) for key in box.iterkeys()]
+
+
+@pytest.fixture
+def small_corpus(tmp_path, corpus_dir) -> Path:
+    """A labelled corpus directory in the documented format: the shipped corpus's first 300
+    messages (about 30 positives), with only the two required columns."""
+    out = tmp_path / "corpus"
+    out.mkdir()
+    rows = list(csv.DictReader(open(corpus_dir / "labels.csv")))
+    labels = {r["message_id"]: r for r in rows}
+    source = mailbox.mbox(corpus_dir / "messages.mbox", create=False)
+    box = mailbox.mbox(out / "messages.mbox")
+    kept = []
+    for key in source.iterkeys():
+        msg_id = source.get(key)["Message-ID"]
+        if msg_id in labels:
+            box.add(source.get_bytes(key))
+            kept.append(labels[msg_id])
+        if len(kept) == 300:
+            break
+    box.flush()
+    with open(out / "labels.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["message_id", "label"])
+        writer.writeheader()
+        writer.writerows({"message_id": r["message_id"], "label": r["label"]} for r in kept)
+    return out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import mailbox
 from pathlib import Path
 
 import pytest
@@ -22,31 +21,6 @@ def env(tmp_path, monkeypatch):
     for var in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     return tmp_path
-
-
-@pytest.fixture
-def small_corpus(tmp_path, corpus_dir) -> Path:
-    """A labelled corpus directory in the documented format: the shipped corpus's first 300."""
-    out = tmp_path / "corpus"
-    out.mkdir()
-    rows = list(csv.DictReader(open(corpus_dir / "labels.csv")))
-    labels = {r["message_id"]: r for r in rows}
-    source = mailbox.mbox(corpus_dir / "messages.mbox", create=False)
-    box = mailbox.mbox(out / "messages.mbox")
-    kept = []
-    for key in source.iterkeys():
-        msg_id = source.get(key)["Message-ID"]
-        if msg_id in labels:
-            box.add(source.get_bytes(key))
-            kept.append(labels[msg_id])
-        if len(kept) == 300:
-            break
-    box.flush()
-    with open(out / "labels.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["message_id", "label"])
-        writer.writeheader()
-        writer.writerows({"message_id": r["message_id"], "label": r["label"]} for r in kept)
-    return out
 
 
 def _eml(tmp_path, raw: bytes) -> Path:
