@@ -80,49 +80,6 @@ def warm_up(server: DovecotServer) -> None:
             client.fetch(uids[i:i + 500], ["RFC822.SIZE", "FLAGS", "INTERNALDATE", "BODY.PEEK[]"])
 
 
-def proposed_store_batch(self, messages, *, folder=None, uidvalidity=None, advance_to=None):
-    """``Store.store_batch`` as proposed in the ingest report: identical logic, but the inserts
-    run as executemany on the Core tables instead of one multi-VALUES statement, whose
-    compilation (thousands of bind parameters per batch) dominated the ingest profile."""
-    from sqlalchemy import func, select, update
-
-    from jeeves.storage import store as st
-    from jeeves.storage.schema import Folder, MessageLocation, StoredMessage, utcnow
-
-    refs = []
-    with self.session() as s:
-        hashes = [m.parsed.content_hash for m in messages]
-        existing = dict(s.execute(select(StoredMessage.content_hash, StoredMessage.id).where(StoredMessage.content_hash.in_(hashes))).all()) if hashes else {}
-        fresh = [m for m in messages if m.parsed.content_hash not in existing]
-        inserted = {}
-        if fresh:
-            seen, rows = set(), []
-            for m in fresh:
-                if m.parsed.content_hash not in seen:
-                    seen.add(m.parsed.content_hash)
-                    rows.append(st._message_row(m))
-            s.execute(self._insert(StoredMessage.__table__).on_conflict_do_nothing(index_elements=["content_hash"]), rows)
-            inserted = dict(s.execute(select(StoredMessage.content_hash, StoredMessage.id).where(StoredMessage.content_hash.in_(list(seen)))).all())
-        for m in messages:
-            h = m.parsed.content_hash
-            refs.append(st.StoredRef(existing.get(h) or inserted[h], h not in existing))
-        if folder is not None:
-            locations = [
-                {"message_pk": ref.pk, "folder_id": folder.id, "uidvalidity": uidvalidity or 0, "uid": m.uid,
-                 "gmail_msgid": m.gmail_msgid, "flags": " ".join(m.flags), "seen_at": utcnow()}
-                for m, ref in zip(messages, refs) if m.uid is not None
-            ]
-            if locations:
-                s.execute(self._insert(MessageLocation.__table__).on_conflict_do_nothing(index_elements=["folder_id", "uidvalidity", "uid"]), locations)
-            values = {"last_sync_at": utcnow()}
-            if uidvalidity is not None:
-                values["uidvalidity"] = uidvalidity
-            if advance_to is not None:
-                values["last_uid"] = func.max(Folder.last_uid, advance_to) if self.dialect == "sqlite" else func.greatest(Folder.last_uid, advance_to)
-            s.execute(update(Folder).where(Folder.id == folder.id).values(**values))
-    return refs
-
-
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -139,8 +96,6 @@ def child_sync(args: argparse.Namespace) -> None:
     from jeeves.sources.imap import IMAPSource
     from jeeves.storage import Store
 
-    if args.proposed_store:
-        Store.store_batch = proposed_store_batch  # type: ignore[method-assign]
     store = Store(f"sqlite:///{args.db}")
     account = AccountSettings(
         name="bench", host="127.0.0.1", port=args.port, tls="none", username=USER,
@@ -177,11 +132,10 @@ def child_sync(args: argparse.Namespace) -> None:
     }))
 
 
-def run_jeeves(server: DovecotServer, work: Path, batch: int, proposed_store: bool = False) -> dict:
-    db = work / f"jeeves-{int(proposed_store)}.db"
+def run_jeeves(server: DovecotServer, work: Path, batch: int) -> dict:
+    db = work / "jeeves.db"
     out = subprocess.run(
-        [sys.executable, __file__, "--child-sync", "--port", str(server.port), "--db", str(db), "--batch", str(batch)]
-        + (["--proposed-store"] if proposed_store else []),
+        [sys.executable, __file__, "--child-sync", "--port", str(server.port), "--db", str(db), "--batch", str(batch)],
         check=True, capture_output=True, text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -299,7 +253,6 @@ def main() -> None:
     parser.add_argument("--child-sync", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--proposed-store", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_sync:
         child_sync(args)
@@ -325,9 +278,6 @@ def main() -> None:
               f"= {j['fetched'] / j['seconds']:,.0f} msg/s (errors: {j['errors'] or 'none'})")
         print(f"jeeves peak RSS (child ru_maxrss): {j['maxrss_mb']:.0f} MB (before sync {j['rss_before_mb']:.0f} MB); "
               f"largest parse worker {j['workers_maxrss_mb']:.0f} MB")
-        jp = run_jeeves(server, work, args.batch, proposed_store=True)
-        print(f"jeeves, proposed Store.store_batch (executemany): {jp['fetched']} fetched in {jp['seconds']:.2f} s "
-              f"= {jp['fetched'] / jp['seconds']:,.0f} msg/s, peak RSS {jp['maxrss_mb']:.0f} MB")
         mb_time, mb_got = run_mbsync(server, work, fsync=True)
         print(f"mbsync (FSync yes, default): {mb_got} messages in {mb_time:.2f} s = {mb_got / mb_time:,.0f} msg/s")
         mb2_time, mb2_got = run_mbsync(server, work, fsync=False)
@@ -341,10 +291,9 @@ def main() -> None:
                 hit = next((s for s in samples if s[0] >= target), samples[-1])
                 marks.append(f"{hit[0]:>6} msgs: {hit[1]:.0f} MB")
             print("jeeves RSS as the sync proceeds: " + "; ".join(marks))
-        for label, r in (("current store", j), ("proposed store", jp)):
-            rate = r["fetched"] / r["seconds"]
-            print(f"ratio jeeves ({label}) / mbsync: {rate / (mb_got / mb_time):.2f}x vs FSync yes, "
-                  f"{rate / (mb2_got / mb2_time):.2f}x vs FSync no")
+        rate = j["fetched"] / j["seconds"]
+        print(f"ratio jeeves / mbsync: {rate / (mb_got / mb_time):.2f}x vs FSync yes, "
+              f"{rate / (mb2_got / mb2_time):.2f}x vs FSync no")
 
         lat = sorted(idle_latency(server, work, args.appends))
         p99 = lat[min(len(lat) - 1, int(round(0.99 * (len(lat) - 1))))]
