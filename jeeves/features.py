@@ -222,15 +222,16 @@ class CueFeatures(BaseEstimator, TransformerMixin):
         ("when", "question"), ("where_open", "question"),
     )
 
-    def __init__(self, field: str = "new_text", max_chars: int = MAX_CHARS):
+    def __init__(self, field: str = "new_text", max_chars: int = MAX_CHARS, count_sentences: bool = True):
         self.field = field
         self.max_chars = max_chars
+        self.count_sentences = count_sentences
 
     def fit(self, documents, y=None):
         names = [f"cue:{k}" for k in CUES] + ["cue:question", "cue:when"]
         names += [f"pair:{a}+{b}" for a, b in self._PAIRS]
         names += ["pair:meet+request+future", "pair:meet+request+noplace", "pair:meet+future+noplace+nocall",
-                  "first:meet+request", "n_sentences_log"]
+                  "first:meet+request"] + (["n_sentences_log"] if self.count_sentences else [])
         self.feature_names_ = np.array(names, dtype=object)
         return self
 
@@ -255,7 +256,8 @@ class CueFeatures(BaseEstimator, TransformerMixin):
         pairs.append(float(any(f["meet"] and f["request"] for f in flags) and not doc_place))
         pairs.append(float(any(f["meet"] and f["when"] for f in flags) and not doc_place and not doc_call))
         pairs.append(float(bool(flags[:3]) and any(f["meet"] and f["request"] for f in flags[:3])))
-        pairs.append(math.log1p(len(sentences)))
+        if self.count_sentences:
+            pairs.append(math.log1p(len(sentences)))
         return counts + pairs
 
     def transform(self, documents):
@@ -310,7 +312,7 @@ def build_features(*, word_ngrams=(1, 3), char_ngrams=(2, 5), use_char: bool = T
                                                                             max_features=5000))))
     if use_cues:
         parts.append(("cues", Pipeline([("cues", CueFeatures("new_text")), ("scale", MaxAbsScaler())])))
-        parts.append(("subjcues", Pipeline([("cues", CueFeatures("subject")), ("scale", MaxAbsScaler())])))
+        parts.append(("subjcues", Pipeline([("cues", CueFeatures("subject", count_sentences=False)), ("scale", MaxAbsScaler())])))
         parts.append(("quotedcues", Pipeline([("cues", CueFeatures("quoted_text")), ("scale", MaxAbsScaler())])))
     parts.append(("meta", MetaFeatures()))
     return FeatureUnion(parts)

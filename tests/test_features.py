@@ -116,3 +116,11 @@ def test_feature_union_names_match_columns_and_pickles():
     assert any(n.startswith("new__") for n in names) and any(n.startswith("subject__") for n in names)
     clone = pickle.loads(pickle.dumps(union))
     assert np.allclose(clone.transform(DOCS).toarray(), union.transform(DOCS).toarray())
+
+
+def test_subject_cues_can_skip_the_sentence_count():
+    # A subject is one sentence: its count would be a constant that only shifts the intercept.
+    with_count = CueFeatures("subject").fit(DOCS)
+    without = CueFeatures("subject", count_sentences=False).fit(DOCS)
+    assert len(without.get_feature_names_out()) == len(with_count.get_feature_names_out()) - 1
+    assert without.transform(DOCS).shape[1] == len(without.get_feature_names_out())
