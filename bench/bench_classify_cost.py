@@ -37,12 +37,16 @@ CORPUS = REPO / "data" / "enron-meetings"
 TARGET_MEDIAN_MS = 10.0
 
 
-def per_message(fn, docs) -> np.ndarray:
+def per_message(fn, docs, cpu: list | None = None) -> np.ndarray:
+    """Wall-clock ms per one-message call; CPU ms of this thread appended to ``cpu`` if given."""
     times = np.empty(len(docs))
     for i, doc in enumerate(docs):
+        c = time.thread_time()
         t = time.perf_counter()
         fn([doc])
         times[i] = time.perf_counter() - t
+        if cpu is not None:
+            cpu.append((time.thread_time() - c) * 1000)
     return times * 1000
 
 
@@ -80,9 +84,15 @@ def main(argv=None) -> dict:
     base_score(docs[:20])
 
     # Interleave the two so load changes on the shared machine hit both alike.
+    # CPU time of the thread is reported too: it does not depend on what else the machine runs.
+    j_cpu: list[float] = []
+    b_cpu: list[float] = []
     half = len(docs) // 2
-    j_lat = np.concatenate([per_message(jeeves_score, docs[:half]), per_message(jeeves_score, docs[half:])])
-    b_lat = per_message(base_score, docs)
+    j_lat = np.concatenate([per_message(jeeves_score, docs[:half], j_cpu)])
+    b_lat = per_message(base_score, docs[:half], b_cpu)
+    j_lat = np.concatenate([j_lat, per_message(jeeves_score, docs[half:], j_cpu)])
+    b_lat = np.concatenate([b_lat, per_message(base_score, docs[half:], b_cpu)])
+    j_cpu, b_cpu = np.array(j_cpu), np.array(b_cpu)
     j_batch = batched(jeeves_score, docs)
     b_batch = batched(base_score, docs)
 
@@ -108,24 +118,27 @@ def main(argv=None) -> dict:
     fig = {
         "n": len(docs), "model": model.version, "chosen": model.card.get("chosen"),
         "model_load_s": load_s, "rss_after_load_mb": rss_model, "baseline_fit_s": baseline_fit_s,
-        "jeeves": {"median_ms": pct(j_lat, 50), "p99_ms": pct(j_lat, 99), "max_ms": float(j_lat.max()),
+        "jeeves": {"cpu_median_ms": pct(j_cpu, 50), "cpu_p99_ms": pct(j_cpu, 99), "median_ms": pct(j_lat, 50), "p99_ms": pct(j_lat, 99), "max_ms": float(j_lat.max()),
                    "single_msg_per_s": 1000 / float(np.mean(j_lat)), "batch_msg_per_s": len(docs) / j_batch},
-        "baseline": {"median_ms": pct(b_lat, 50), "p99_ms": pct(b_lat, 99), "max_ms": float(b_lat.max()),
+        "baseline": {"cpu_median_ms": pct(b_cpu, 50), "cpu_p99_ms": pct(b_cpu, 99), "median_ms": pct(b_lat, 50), "p99_ms": pct(b_lat, 99), "max_ms": float(b_lat.max()),
                      "single_msg_per_s": 1000 / float(np.mean(b_lat)), "batch_msg_per_s": len(docs) / b_batch},
-        "steps": steps, "target_median_ms": TARGET_MEDIAN_MS, "peak_rss_mb": peak_rss_mb(),
+        "steps": steps, "target_median_ms": TARGET_MEDIAN_MS, "loadavg": __import__("os").getloadavg()[0], "peak_rss_mb": peak_rss_mb(),
     }
 
     j, b = fig["jeeves"], fig["baseline"]
     print(f"classify: {len(docs)} unlabelled Enron messages; model {model.version} ({fig['chosen']}), "
           f"loaded in {load_s:.1f} s; baseline fitted on {len(corpus)} corpus messages in {baseline_fit_s:.1f} s")
-    print(f"{'':34s} {'median ms':>10s} {'p99 ms':>8s} {'max ms':>8s} {'msg/s (1 by 1)':>15s} {'msg/s (256)':>12s}")
+    print(f"{'':34s} {'median ms':>10s} {'p99 ms':>8s} {'max ms':>8s} {'CPU median':>11s} {'CPU p99':>8s} "
+          f"{'msg/s (1 by 1)':>15s} {'msg/s (256)':>12s}")
     for name, r in (("jeeves (shipped pipeline)", j), ("baseline tfidf 1-2 + logreg (ref)", b)):
-        print(f"{name:34s} {r['median_ms']:10.2f} {r['p99_ms']:8.2f} {r['max_ms']:8.1f} "
-              f"{r['single_msg_per_s']:15.0f} {r['batch_msg_per_s']:12.0f}")
+        print(f"{name:34s} {r['median_ms']:10.2f} {r['p99_ms']:8.2f} {r['max_ms']:8.1f} {r['cpu_median_ms']:11.2f} "
+              f"{r['cpu_p99_ms']:8.2f} {r['single_msg_per_s']:15.0f} {r['batch_msg_per_s']:12.0f}")
     print(f"ratio jeeves/baseline: median latency {j['median_ms'] / b['median_ms']:.1f}x, "
           f"batch throughput {j['batch_msg_per_s'] / b['batch_msg_per_s']:.3f}x")
     verdict = "PASS" if j["median_ms"] < TARGET_MEDIAN_MS else "MISS"
-    print(f"target median < {TARGET_MEDIAN_MS:g} ms per message: {verdict}")
+    print(f"target median < {TARGET_MEDIAN_MS:g} ms per message: {verdict} (wall clock, load average "
+          f"{__import__('os').getloadavg()[0]:.1f} on {__import__('os').cpu_count()} cores); CPU time median "
+          f"{j['cpu_median_ms']:.2f} ms: {'PASS' if j['cpu_median_ms'] < TARGET_MEDIAN_MS else 'MISS'}")
     print("\nfeature steps (transform alone, same messages):")
     print(f"{'step':28s} {'batch s':>8s} {'µs/msg':>8s} {'1-msg median ms':>16s} {'share':>6s}")
     for s in steps:
