@@ -3,10 +3,10 @@
 Jeeves must never download anything at run time, yet NLTK's ``WordNetLemmatizer`` reads the
 WordNet database through ``nltk.data``. The package therefore ships a *lemmatiser-only* WordNet
 subset in ``jeeves/nlp_data/corpora/wordnet.zip`` (built by :func:`build_wordnet_subset` from
-Debian's ``wordnet-base``): the exception lists, ``lexnames``, the index files reduced to
-lemma + part of speech, and a ``data.adj`` stub carrying only the licence header and the
+Debian's ``wordnet-base``): the exception lists, ``lexnames``, the index files without their
+pointer symbols, and a ``data.adj`` stub carrying only the licence header and the
 adjective-satellite offsets the reader scans on start. That is everything ``morphy`` consults,
-at ~1 MB instead of ~30 MB, and it makes a plain ``pip install`` work without apt.
+at 1.7 MB instead of ~30 MB, and it makes a plain ``pip install`` work without apt.
 
 Synset lookups (definitions, hypernyms) are *not* available from this subset; Jeeves never
 uses them. Tokenising uses a regexp tokenizer, so no punkt model is needed either.
@@ -87,9 +87,9 @@ def analyze(text: str) -> list[str]:
 def build_wordnet_subset(source: Path = Path("/usr/share/wordnet"), dest: Path = WORDNET_ZIP) -> Path:
     """Write the lemmatiser-only WordNet zip from a full WordNet 3.0 directory.
 
-    Index lines are cut to ``lemma pos 1 0 1 0 offset`` (morphy only asks whether a lemma
-    exists for a part of speech); ``lexnames`` is written when the source lacks it (Debian's
-    ``wordnet-base`` does).
+    Index lines keep lemma, part of speech and synset offsets but drop the pointer symbols
+    (morphy only asks whether a lemma exists for a part of speech); ``lexnames`` is written
+    when the source lacks it (Debian's ``wordnet-base`` does).
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
