@@ -328,6 +328,7 @@ def main(argv=None) -> int:
     parser.add_argument("--logs", type=Path, help="where each bench's output is kept (default: a temp dir)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--note", action="append", default=[], help="a line to add under the table in RESULTS.md")
     args = parser.parse_args(argv)
 
     logs = args.logs or Path(tempfile.mkdtemp(prefix="jeeves-bench-logs-"))
@@ -358,6 +359,7 @@ def main(argv=None) -> int:
         log = logs / f"{bench.name}.log"
         load_before = "%.2f" % os.getloadavg()[0]
         t = time.monotonic()
+        begun = datetime.now(timezone.utc)
         status = "ok"
         if bench.name in reuse:
             out = Path(reuse[bench.name]).read_text(errors="replace")
@@ -374,6 +376,9 @@ def main(argv=None) -> int:
             except subprocess.TimeoutExpired as exc:
                 out = (exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or "")
                 status = f"timed out after {timeout:.0f} s"
+            out = (f"[run_all] {bench.name} started {begun:%Y-%m-%d %H:%M:%S} UTC, load average {load_before}\n"
+                   + out.rstrip("\n") + f"\n[run_all] ended {datetime.now(timezone.utc):%H:%M:%S} UTC after "
+                   f"{time.monotonic() - t:.0f} s ({status}), load average {os.getloadavg()[0]:.2f}\n")
             log.write_text(out)
         elapsed = time.monotonic() - t
         try:
@@ -403,7 +408,9 @@ def main(argv=None) -> int:
         f"`.venv/bin/python bench/run_all.py{' --quick' if args.quick else ''}` — "
         f"{'quick sizes' if args.quick else 'full sizes (issue #8)'}; {summary}.",
         "",
-        f"- Date: {started:%Y-%m-%d %H:%M} – {finished:%H:%M} UTC",
+        f"- Date: {started:%Y-%m-%d %H:%M} – {finished:%H:%M} UTC"
+        + (" (table assembled then; benches marked *reused* ran earlier, their logs below give the times)"
+           if reuse else ""),
         f"- Machine: {host['cores']} cores ({host['cpu']}), {host['ram']} RAM, Linux {host['kernel']}; "
         f"load average at start {host['load']}, at end {host_end['load']} (the machine is shared: other "
         "engineers' tests and training ran at the same time; compare ratios, not absolute figures)",
@@ -414,6 +421,8 @@ def main(argv=None) -> int:
         "Reference = the same measurement, in the same run, of the yardstick named in the cell; ratio = "
         "Jeeves / reference. Verdict `info` = the issue sets no target for that figure. See "
         "[README.md](README.md) for what each bench does.",
+        "",
+        *[f"- {note}" for note in args.note],
         "",
         "## Output of each bench",
         "",
