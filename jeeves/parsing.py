@@ -286,7 +286,8 @@ _FORWARD_MARKER = re.compile(
 )
 _HISTORY_MARKERS: list[tuple[str, re.Pattern[str]]] = [
     # (a lower-case substring every match contains, the pattern)
-    ("original message", re.compile(r"^\s*-{2,}\s*Original Message\s*-{2,}", re.IGNORECASE | re.MULTILINE)),
+    # Outlook's marker, also when glued onto the end of the sender's last line.
+    ("original message", re.compile(r"-{2,}\s*Original Message\s*-{2,}", re.IGNORECASE)),
     ("forward", _FORWARD_MARKER),
     # "On Mon, 5 Jun 2000, Jane Doe wrote:" (may wrap onto a second line), or "Jane wrote:"
     ("wrote:", re.compile(r"^\s*On\b[^\n]{0,200}(\n[^\n]{0,200})?\bwrote:\s*$", re.IGNORECASE | re.MULTILINE)),
@@ -306,6 +307,43 @@ _HISTORY_MARKERS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
+_HEADER_LINE = re.compile(r"\s*([A-Za-z][A-Za-z0-9-]{0,30}):[ \t]?")
+_MAIL_HEADERS = frozenset({
+    "from", "to", "cc", "bcc", "subject", "date", "sent", "message-id", "return-path", "reply-to", "received",
+    "mime-version", "content-type", "content-transfer-encoding",
+})
+_ADDRESSING = frozenset({"from", "to", "cc", "sent"})
+
+
+def _header_block_start(text: str, window: int = 4) -> int:
+    """Where a quoted block of mail headers starts (a forward pasted inline, a Lotus Notes
+    "To:/cc:/Subject:" block), or ``len(text)``.
+
+    A block starts at a known header line followed, within a few lines (wrapped values allowed),
+    by another one; one of them must name a person (From/To/Cc/Sent). A list the sender typed
+    ("Time: 3pm / Place: TBD") or a letter heading ("Subject: … Date: …") is not such a
+    block, so it stays new text.
+    """
+    if "subject:" not in text.lower() and "sent:" not in text.lower() and "date:" not in text.lower():
+        return len(text)
+    lines = text.split("\n")
+    offsets, position = [], 0
+    for line in lines:
+        offsets.append(position)
+        position += len(line) + 1
+    names = []
+    for line in lines:
+        match = _HEADER_LINE.match(line)
+        names.append(match.group(1).lower() if match and match.group(1).lower() in _MAIL_HEADERS else None)
+    for i, name in enumerate(names):
+        if name is None:
+            continue
+        following = [n for n in names[i + 1 : i + window] if n is not None]
+        if following and ({name, *following} & _ADDRESSING) and len({name, *following}) >= 2:
+            return offsets[i]
+    return len(text)
+
+
 def split_quoted(text: str) -> tuple[str, str]:
     """Split a body into (new text, quoted/forwarded history).
 
@@ -313,8 +351,8 @@ def split_quoted(text: str) -> tuple[str, str]:
     Message", Lotus Notes' name/date/To: block, "Forwarded by", "On … wrote:". Lines quoted
     with ``>`` above that point also count as history.
     """
-    cut = len(text)
     lowered = text.lower()
+    cut = _header_block_start(text)
     for needle, pattern in _HISTORY_MARKERS:
         if needle not in lowered:
             continue  # most bodies have no history at all: skip the regex scan

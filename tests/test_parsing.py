@@ -86,3 +86,18 @@ def test_every_corpus_message_parses_with_new_text(corpus_raw_messages):
     parsed = [parse_email(raw) for raw in corpus_raw_messages[:500]]
     assert all(p.message_id for p in parsed)
     assert sum(bool(p.new_text) for p in parsed) >= 495
+
+
+def test_original_message_marker_glued_to_the_last_line_is_history():
+    new, quoted = split_quoted("Let's meet this week.  Stan----- Original Message -----\nFrom: Bob\nSent: Monday\nold")
+    assert new == "Let's meet this week.  Stan" and "old" in quoted
+
+
+def test_inline_forwarded_headers_are_history_but_a_typed_list_is_not():
+    forwarded = "\n\nContent-Transfer-Encoding: 7bit\nFrom: don@cs.com\nDate: Tue, 11 Dec 2001\nSubject: Hey\nTo: kim@enron.com\n\nwould love to get together!"
+    new, quoted = split_quoted(forwarded)
+    assert new == "" and "get together" in quoted
+    lotus = "What are you looking for?\n\n\n\nTo: Chris Germany/HOU/ECT@ECT\ncc:  \nSubject: Re: Question\n\nold reply"
+    assert split_quoted(lotus)[0] == "What are you looking for?"
+    typed = "Lunch next week?\nTime: noon\nPlace: TBD\nSubject: budget\nDate: Friday\n"
+    assert split_quoted(typed) == (typed.strip(), "")
