@@ -40,6 +40,7 @@ from sklearn.svm import LinearSVC
 
 from jeeves.config import SHIPPED_MODELS_DIR
 from jeeves.errors import ModelError
+from jeeves.parsing import EmailDocument
 from jeeves.features import baseline_features, build_features
 
 logger = logging.getLogger(__name__)
@@ -493,4 +494,12 @@ def load_model(path: Path | None = None, models_dir: Path = SHIPPED_MODELS_DIR) 
         pipeline = joblib.load(model_path)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is the same story for the user
         raise ModelError(f"cannot load {model_path}: {type(exc).__name__}: {exc}; retrain with `jeeves train`") from exc
-    return ServingModel(pipeline, card)
+    model = ServingModel(pipeline, card)
+    try:
+        # A pickle holds objects, not code: a model built with other feature code can unpickle
+        # and then fail on the first message. Fail here, at load, with the remedy instead.
+        model.score([EmailDocument(subject="Lunch?", new_text="Can we meet on Tuesday? Where suits you?")])
+    except Exception as exc:  # noqa: BLE001
+        raise ModelError(f"model {card.get('version')} does not run with this version of Jeeves' feature code "
+                         f"({type(exc).__name__}: {exc}); retrain it with `jeeves train`") from exc
+    return model

@@ -133,3 +133,27 @@ def test_missing_model_is_actionable(tmp_path):
         load_model(models_dir=tmp_path)
     with pytest.raises(ModelError, match="not found"):
         load_model(tmp_path / "nope.joblib")
+
+
+def test_model_that_fails_on_this_feature_code_is_refused_at_load(tmp_path):
+    """A pickled pipeline whose transformers no longer match the code fails at load, not mid-pass."""
+    import shutil
+    from pathlib import Path
+
+    import joblib
+
+    from jeeves.training import _sha256
+
+    source = Path(__file__).resolve().parent.parent / "models"
+    version = (source / "CURRENT").read_text().strip()
+    shutil.copy(source / f"{version}.json", tmp_path / f"{version}.json")
+    pipeline = joblib.load(source / f"{version}.joblib")
+    cues = dict(pipeline.named_steps["features"].transformer_list)["cues"].named_steps["cues"]
+    del cues.count_sentences  # as pickled by older feature code that had no such parameter
+    joblib.dump(pipeline, tmp_path / f"{version}.joblib")
+    card = json.loads((tmp_path / f"{version}.json").read_text())
+    card["sha256"] = _sha256(tmp_path / f"{version}.joblib")
+    (tmp_path / f"{version}.json").write_text(json.dumps(card))
+    (tmp_path / "CURRENT").write_text(version)
+    with pytest.raises(ModelError, match="retrain"):
+        load_model(tmp_path)
