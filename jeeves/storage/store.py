@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -100,11 +101,51 @@ def _set_sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover 
     cursor.close()
 
 
+class Lease:
+    """The right to watch one account (``Store.account_lease``); truthy while held."""
+
+    def __init__(self, held: bool, connection=None, key: int | None = None) -> None:
+        self.held = held
+        self.lost = False
+        self._connection = connection
+        self._key = key
+
+    def __bool__(self) -> bool:
+        return self.held and not self.lost
+
+    def still_held(self) -> bool:
+        """Whether the database still holds the lock for us (False once its session is gone).
+
+        A PostgreSQL restart or a dropped connection ends the session and frees the lock, and
+        another daemon may then take the account: the holder must stop watching.
+        """
+        if not self.held or self.lost:
+            return False
+        if self._connection is None:
+            return True
+        hi, lo = (self._key >> 32) & 0xFFFFFFFF, self._key & 0xFFFFFFFF
+        try:
+            found = self._connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+                    " AND pid = pg_backend_pid() AND classid::bigint = :hi AND objid::bigint = :lo"
+                ),
+                {"hi": hi, "lo": lo},
+            ).scalar()
+            self._connection.commit()
+        except SQLAlchemyError:
+            found = 0
+        if not found:
+            self.lost = True
+        return not self.lost
+
+
 class Store:
     """Storage for one database URL. Thread-safe: each call runs in its own transaction."""
 
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
+        self.where = _describe(url)
         self.engine: Engine = _make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._migrated = threading.Event()
@@ -129,10 +170,10 @@ class Store:
             session.commit()
         except DBAPIError as exc:
             session.rollback()
-            raise StoreError(f"database error ({self.dialect}): {_short(exc)}") from exc
+            raise StoreError(f"database error ({self.where}): {_cause(exc, self.url)}") from exc
         except SQLAlchemyError as exc:
             session.rollback()
-            raise StoreError(f"database error ({self.dialect}): {exc}") from exc
+            raise StoreError(f"database error ({self.where}): {exc}") from exc
         except BaseException:
             session.rollback()
             raise
@@ -155,40 +196,49 @@ class Store:
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
         except DBAPIError as exc:
-            raise StoreError(f"cannot migrate the database at {_safe_url(self.url)}: {_short(exc)}") from exc
+            raise StoreError(f"cannot migrate the database ({self.where}): {_cause(exc, self.url)}") from exc
         self._migrated.set()
 
     @contextmanager
-    def account_lease(self, account: str) -> Iterator[bool]:
+    def account_lease(self, account: str) -> Iterator["Lease"]:
         """Hold the right to watch ``account`` for the duration of the block.
 
         On PostgreSQL this is a session advisory lock on a dedicated connection: exactly one
         process holds it, and it is released the moment that process dies (its connection
-        closes), so another daemon takes the account over on its next try. SQLite is a
-        single-process database, so the lease is always granted there.
+        closes), so another daemon takes the account over on its next try. It also dies with
+        the connection when the server restarts: ``Lease.still_held()`` tells the holder.
+        SQLite is a single-process database, so the lease is always granted there.
+        The yielded ``Lease`` is truthy when held.
         """
         if self.dialect != "postgresql":
-            yield True
+            yield Lease(True)
             return
         key = int.from_bytes(hashlib.sha256(f"jeeves-account:{account}".encode()).digest()[:8], "big", signed=True)
         try:
             connection = self.engine.connect()
         except DBAPIError as exc:
-            raise StoreError(f"database error ({self.dialect}): {_short(exc)}") from exc
+            raise StoreError(f"database error ({self.where}): {_cause(exc, self.url)}") from exc
         try:
-            held = bool(connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
-            connection.commit()
             try:
-                yield held
+                held = bool(connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
+                connection.commit()
+            except DBAPIError as exc:
+                raise StoreError(f"database error ({self.where}): {_cause(exc, self.url)}") from exc
+            lease = Lease(held, connection, key)
+            try:
+                yield lease
             finally:
-                if held:
+                if held and not lease.lost:
                     try:
                         connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                         connection.commit()
-                    except DBAPIError:
+                    except SQLAlchemyError:
                         pass  # the connection is gone, and with it the lock
         finally:
-            connection.close()
+            try:
+                connection.close()
+            except SQLAlchemyError:
+                pass
 
     def _insert(self, table):
         if self.dialect == "postgresql":
@@ -534,6 +584,55 @@ def _safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001
         return "<database url>"
+
+
+def _describe(url: str) -> str:
+    """Which database, for error messages: the SQLite file's path, or the URL without password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001
+        return "<database url>"
+    if parsed.get_backend_name() == "sqlite":
+        return f"SQLite file {Path(parsed.database).resolve()}" if parsed.database and parsed.database != ":memory:" else "SQLite in memory"
+    return _safe_url(url)
+
+
+#: What to do about the causes users meet most, appended to the driver's own words.
+_HINTS = (
+    ("database or disk is full", "free disk space where the database lives"),
+    ("Connection refused", "is the database server running?"),
+)
+#: SQLite's words when it cannot write the file, its journal or its directory.
+_SQLITE_WRITE_ERRORS = ("readonly database", "unable to open database file", "disk I/O error")
+
+
+def _cause(exc: DBAPIError, url: str | None = None) -> str:
+    cause = _short(exc)
+    hint = next((h for needle, h in _HINTS if needle in cause), None)
+    if hint is None and url is not None and any(e in cause for e in _SQLITE_WRITE_ERRORS):
+        hint = _sqlite_write_hint(url)
+    return f"{cause} ({hint})" if hint else cause
+
+
+def _sqlite_write_hint(url: str) -> str | None:
+    """Why SQLite cannot write: a missing directory, or a read-only file, directory or disk."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        database = make_url(url).database
+    except Exception:  # noqa: BLE001
+        return None
+    if not database or database == ":memory:":
+        return None
+    path = Path(database).resolve()
+    if not path.parent.is_dir():
+        return f"the directory {path.parent} does not exist"
+    # access(2) also answers EROFS for a read-only file system, even to root.
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return "the file or its directory is read-only; Jeeves must write both the database and its WAL journal"
+    return None
 
 
 def _short(exc: DBAPIError) -> str:
