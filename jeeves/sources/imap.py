@@ -63,6 +63,8 @@ CLOCK_SKEW = timedelta(minutes=5)
 _GROUP_BYTES = 16 * 1024 * 1024
 #: Longest time between reconnect attempts.
 MAX_BACKOFF_SECONDS = 300.0
+#: Longest wait after a database error: the IMAP side is fine, and the database may be back soon.
+STORE_BACKOFF_SECONDS = 10.0
 #: Backlogs at least this long are parsed in worker processes (spawning them costs ~0.3 s).
 PARALLEL_PARSE_MIN = 1000
 #: UIDs per database lookup when mapping UIDs to stored messages.
@@ -190,7 +192,8 @@ class IMAPSource:
                 self._wait(stop, MAX_BACKOFF_SECONDS * random.uniform(0.8, 1.0))
             except (JeevesError, IMAPClientError, OSError) as exc:
                 failures += 1
-                delay = min(MAX_BACKOFF_SECONDS, 2 ** min(failures - 1, 10)) * random.uniform(0.5, 1.0)
+                ceiling = STORE_BACKOFF_SECONDS if isinstance(exc, StoreError) else MAX_BACKOFF_SECONDS
+                delay = min(ceiling, 2 ** min(failures - 1, 10)) * random.uniform(0.5, 1.0)
                 level = logging.INFO if isinstance(exc, ConnectionLost) and failures == 1 else logging.WARNING
                 log.log(level, "imap account %s: %s; retrying in %.1f s", self.name, exc, delay,
                         extra={"account": self.name, "failures": failures})
@@ -598,7 +601,8 @@ class IMAPSource:
             return None
         if self._pool is None:
             # spawn, not fork: the daemon has threads, and forking them is unsafe.
-            self._pool = ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_exit_with_parent, initargs=(os.getpid(),))
         return self._pool
 
     def _new_message(self, item: dict, parsed: ParsedEmail, state: FolderState, label_folder: bool) -> NewMessage:
@@ -708,6 +712,22 @@ class IMAPSource:
                 self._drop_client()
                 if not stop.is_set():
                     raise ConnectionLost(f"account {self.name}: connection lost during IDLE: {exc}") from None
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Parse-worker initializer: leave as soon as the process that spawned the worker is gone.
+
+    A ``ProcessPoolExecutor`` worker waits on its task queue, whose write end it holds itself,
+    so when the daemon is killed (SIGKILL, OOM killer) the workers would live on as orphans
+    (~85 MB each, two per crash). A daemon thread polls the parent instead.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="jeeves-parent-watch", daemon=True).start()
 
 
 def _text(value: bytes | str) -> str:
