@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: How long a dead IMAP watcher waits before the scheduler restarts it.
 WATCHER_RESTART_SECONDS = 15.0
+#: How often a watcher checks that its account lease survives (a PostgreSQL restart ends it).
+LEASE_CHECK_SECONDS = 5.0
 
 
 class Daemon:
@@ -37,6 +39,7 @@ class Daemon:
         self.dry_run = dry_run
         self.stop_event = threading.Event()
         self._pipeline_lock = threading.Lock()
+        self._db_down_since: float | None = None  # while the pipeline finds the database unavailable
         # One thread per IMAP watcher (they block in IDLE) plus the periodic jobs.
         workers = len(settings.accounts) + 4
         self.scheduler = BackgroundScheduler(
@@ -57,7 +60,16 @@ class Daemon:
                 self.app.classify()
                 self.app.notify(dry_run=self.dry_run or None)
             except StoreError as exc:
-                log.error("database unavailable, will retry: %s", exc)
+                # Once per outage at ERROR: this job runs every outbox_interval.
+                if self._db_down_since is None:
+                    self._db_down_since = time.monotonic()
+                    log.error("database unavailable, will retry: %s", exc)
+                else:
+                    log.debug("database still unavailable: %s", exc)
+                return
+            if self._db_down_since is not None:
+                log.info("database available again after %.0f s", time.monotonic() - self._db_down_since)
+                self._db_down_since = None
 
     def sync_mailboxes(self) -> None:
         from jeeves.sources.mailbox_file import MailboxFileSource
@@ -79,23 +91,65 @@ class Daemon:
 
         With several daemons on one PostgreSQL database, the account lease makes exactly one
         of them watch each account; the others retry every WATCHER_RESTART_SECONDS and take
-        over when the holder dies.
+        over when the holder dies. A lease lost with its database session (PostgreSQL restarted)
+        stops the watcher, and it is taken back here with backoff once the database answers.
         """
+        account = next(a for a in self.settings.accounts if a.name == name)
+        delay = 1.0
+        while not self.stop_event.is_set():
+            try:
+                if not self._watch_under_lease(account):
+                    return  # stopped, or another process watches the account
+            except StoreError as exc:
+                log.error("account %s: cannot take its lease: %s; retrying in %.0f s", name, exc, delay)
+            # The lease died with its database session (a PostgreSQL restart): take it back as
+            # soon as the database answers, rather than at the scheduler's next run.
+            if self.stop_event.wait(delay):
+                return
+            delay = min(2 * delay, WATCHER_RESTART_SECONDS)
+
+    def _watch_under_lease(self, account) -> bool:
+        """Watch ``account`` while holding its lease; True when the lease was lost meanwhile."""
         from jeeves.sources.imap import IMAPSource
 
-        account = next(a for a in self.settings.accounts if a.name == name)
-        with self.app.store.account_lease(name) as held:
-            if not held:
+        name = account.name
+        with self.app.store.account_lease(name) as lease:
+            if not lease:
                 log.debug("account %s is watched by another process", name)
-                return
+                return False
             log.info("watching account %s", name)
+            watching = threading.Event()  # set: stop watching (daemon stopping, or the lease is gone)
+            guard = threading.Thread(target=self._guard_lease, args=(name, lease, watching), name=f"lease:{name}", daemon=True)
+            guard.start()
             source = IMAPSource(account, self.app.store)
             try:
-                source.watch(self.stop_event, lambda report: self.pipeline() if report.stored else None)
+                source.watch(watching, lambda report: self.pipeline() if report.stored else None)
             except JeevesError as exc:
                 log.error("account %s stopped: %s; restarting in %.0f s", name, exc, WATCHER_RESTART_SECONDS)
             finally:
+                watching.set()
                 source.close()
+                guard.join()
+            return lease.lost and not self.stop_event.is_set()
+
+    def _guard_lease(self, name: str, lease, watching: threading.Event) -> None:
+        """Stop the watcher when the daemon stops or its lease dies with its database session.
+
+        Without the lease another daemon may take the account over; this one steps back and its
+        next scheduled ``watch_account`` run takes a fresh lease (or finds the account taken).
+        """
+        next_check = time.monotonic() + LEASE_CHECK_SECONDS
+        while not watching.is_set():
+            if self.stop_event.wait(0.2):
+                watching.set()
+                return
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + LEASE_CHECK_SECONDS
+                if not lease.still_held():
+                    log.warning("account %s: the watch lease was lost with its database session; "
+                                "stopping the watcher until it is retaken", name)
+                    watching.set()
+                    return
 
     def retrain(self) -> None:
         from jeeves.retrain import retrain_and_maybe_promote
