@@ -11,6 +11,13 @@
 
 Each test prints one ``FAULT-REPORT`` line (visible with ``-s``, and in the log) with its
 figures: load held, faults injected, inputs tried, messages lost, duplicate SMS.
+
+How the faults are made: PostgreSQL by ``pg_ctl stop`` (fast, then immediate); a full disk in
+the library by ``PRAGMA max_page_count`` on the store's connections, and for the CLI by a 1 MB
+tmpfs when the tests may mount (root), else the same CLI with the page cap (tests/fault_cli.py);
+a read-only database by a read-only bind mount as root (root ignores ``chmod``), by
+``chmod 0444``/``0555`` otherwise. ``JEEVES_FAULT_NO_MOUNT=1`` forces the unprivileged variants;
+``JEEVES_FAULT_SEED=N`` replays the kill moments of a SIGKILL run (the seed is in its report).
 """
 
 from __future__ import annotations
@@ -317,7 +324,7 @@ def test_disk_full_library_stores_nothing_partial_and_resumes(tmp_path, dovecot,
 def _small_disk(path: Path, size: str):
     """A tmpfs of ``size`` at ``path`` (root only); yields a function that grows it, or None."""
     path.mkdir()
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 or os.environ.get("JEEVES_FAULT_NO_MOUNT"):
         yield None
         return
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "jeeves-faults", str(path)], capture_output=True)
@@ -386,7 +393,7 @@ def _read_only_dir(path: Path):
             for p, mode in modes.items():
                 p.chmod(mode)
         return
-    if subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True).returncode != 0:
+    if os.environ.get("JEEVES_FAULT_NO_MOUNT") or subprocess.run(["mount", "--bind", str(path), str(path)], capture_output=True).returncode != 0:
         pytest.skip("cannot make a directory read-only for root here (no bind mounts)")
     try:
         subprocess.run(["mount", "-o", "remount,bind,ro", str(path)], check=True, capture_output=True)
