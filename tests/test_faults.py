@@ -546,3 +546,45 @@ def test_random_sigkills_during_1000_messages_postgres(tmp_path, pg_url, dovecot
     seed = int(os.environ.get("JEEVES_FAULT_SEED", "0")) or random.randrange(1, 10**6)
     _sigkill_rounds(tmp_path, pg_url, dovecot, twilio_server, corpus_raw_messages[1000:2000], kills=1, seed=seed,
                     label="postgres")
+
+
+# --- the lease and an unreachable server, in isolation ----------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_account_lease_knows_when_its_session_is_gone(pg_url):
+    """A lease whose backend is terminated (as by a server restart) reports itself lost, and the
+    account can be leased again at once."""
+    from sqlalchemy import text
+
+    store, admin = Store(pg_url), Store(pg_url, migrate=False)
+    try:
+        with store.account_lease("alice") as lease:
+            assert lease and lease.still_held()
+            with admin.session() as s:
+                killed = s.execute(text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                    " AND objsubid = 1 AND pid <> pg_backend_pid()"
+                    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                )).scalar()
+            assert killed == 1
+            assert not lease.still_held() and not lease
+            with admin.account_lease("alice") as again:
+                assert again and again.still_held()
+    finally:
+        store.close()
+        admin.close()
+
+
+def test_unreachable_postgres_is_one_clear_line(tmp_path):
+    """``jeeves run --once`` against a PostgreSQL that is not there: exit ≠ 0, one line naming the
+    server (without password) and the cause, no traceback."""
+    from tests.fixtures_postgres import free_port
+
+    port = free_port()  # nothing listens here
+    url = f"postgresql+psycopg2://jeeves:s3cret@127.0.0.1:{port}/jeeves"
+    config = _config(tmp_path, db_url=url)
+    result = _cli(config, "run", "--once")
+    line = _assert_clear_error(result, Path(f"127.0.0.1:{port}/jeeves"), "refused")
+    assert "s3cret" not in result.stderr and "database server running" in line
+    _report("postgres-unreachable", faults="1 unreachable server", inputs=1, exit_code=result.returncode, error=repr(line))
