@@ -336,3 +336,34 @@ def test_one_structured_log_line_per_outcome_without_secrets(store, twilio_serve
     formatted = "\n".join(TextFormatter().format(r) for r in records)
     assert "to=***0006" in formatted and TEST_TO not in formatted and TEST_TO not in caplog.text
     assert twilio_server.auth_token not in caplog.text and twilio_server.auth_token not in formatted
+
+
+def test_answer_the_database_missed_is_recorded_next_pass_without_asking_twilio(store, twilio_server, clock, corpus_raw_messages):
+    """The database fails between Twilio's answer and recording it: no resend, no wait for reconcile."""
+    from jeeves.errors import StoreError
+
+    seed_positives(store, corpus_raw_messages, 1)
+    real_session = store.session
+    outage = {"on": False}
+
+    def flaky_session():
+        if outage["on"]:
+            outage["on"] = False
+            raise StoreError("database error (sqlite): disk I/O error")
+        return real_session()
+
+    def on_step(step, row_id):
+        if step == "after-send":
+            outage["on"] = True  # the next write (recording the answer) fails
+
+    store.session = flaky_session
+    sender = make_sender(store, notify_settings_for(twilio_server), clock, on_step=on_step)
+    with pytest.raises(StoreError):
+        sender.run_once()
+    assert [r.status for r in outbox_rows(store)] == ["sending"]
+    gets_before = twilio_server.count("GET")
+    summary = sender.run_once()  # the database is back
+    [row] = outbox_rows(store)
+    assert row.status == "sent" and row.provider_id == twilio_server.messages[0].sid
+    assert len(twilio_server.messages) == 1 and twilio_server.count("GET") == gets_before
+    assert summary.sent == 0  # recorded, not sent again

@@ -37,7 +37,7 @@ from typing import Callable
 from sqlalchemy import and_, func, or_, select, text, update
 
 from jeeves.config import Settings
-from jeeves.errors import ConfigError, NotifyError
+from jeeves.errors import ConfigError, NotifyError, StoreError
 from jeeves.notify.base import (
     AmbiguousSendError,
     Notifier,
@@ -145,12 +145,14 @@ class OutboxSender:
         self.backoff_max = backoff_max
         self._on_step = on_step
         self._recovered_own = False
+        self._unrecorded: list[tuple[int, int, dict]] = []  # provider answers the database missed
 
     # --- public -----------------------------------------------------------------------------
 
     def run_once(self, limit: int = 100) -> SendSummary:
         """Reconcile what a crash or an ambiguous error left, then work through due rows."""
         summary = SendSummary()
+        self._record_unrecorded()
         summary.reconciled = self.reconcile()
         for _ in range(limit):
             attempt = self._claim_next(summary)
@@ -307,13 +309,28 @@ class OutboxSender:
         values: dict = {"status": status, "error_code": error_code, "error_message": error_message, "not_before": not_before}
         if result is not None:
             values.update(sent_at=self._now(), provider_id=result.provider_id, provider_status=result.status)
+        try:
+            self._record(attempt.id, attempt.attempts, values)
+        except StoreError:
+            # The provider's answer is known but the database is away: keep the answer and record
+            # it first thing next pass, rather than leaving the row "sending" until reconciliation
+            # has to ask the provider. If this process dies first, reconciliation still covers it.
+            self._unrecorded.append((attempt.id, attempt.attempts, values))
+            raise
+
+    def _record(self, row_id: int, attempts: int, values: dict) -> None:
         with self.store.session() as s:
             # A reconciler may have marked a slow send in doubt meanwhile; the answer still wins.
             s.execute(
                 update(OutboxEntry)
-                .where(OutboxEntry.id == attempt.id, OutboxEntry.attempts == attempt.attempts, OutboxEntry.status.in_((SENDING, IN_DOUBT)))
+                .where(OutboxEntry.id == row_id, OutboxEntry.attempts == attempts, OutboxEntry.status.in_((SENDING, IN_DOUBT)))
                 .values(**values)
             )
+
+    def _record_unrecorded(self) -> None:
+        while self._unrecorded:
+            self._record(*self._unrecorded[0])
+            self._unrecorded.pop(0)
 
     def _backoff(self, attempts: int) -> timedelta:
         ceiling = min(self.backoff_max.total_seconds(), self.backoff_base.total_seconds() * 2 ** (attempts - 1))
