@@ -9,6 +9,7 @@ the parse, so a better parser later can re-read everything.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -24,7 +25,25 @@ import charset_normalizer
 #: Cap on the text kept per message; enough for any human-written email, bounded for huge ones.
 MAX_TEXT_CHARS = 200_000
 
-_PARSER = BytesParser(policy=policy.default)
+class _FetchOncePolicy(policy.EmailPolicy):
+    """``policy.default`` that builds each distinct header object once.
+
+    The default policy re-parses a header on every ``get()``; walking a message asks for
+    Content-Type about five times, and that re-parsing was half of the parse time (measured in
+    bench/bench_parse.py: 2.4x faster with identical results). Header objects are immutable, so
+    sharing them between lookups and messages is safe.
+    """
+
+    def header_fetch_parse(self, name, value):
+        return _parsed_header(name, value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_header(name: str, value: str):
+    return policy.default.header_fetch_parse(name, value)
+
+
+_PARSER = BytesParser(policy=_FetchOncePolicy())
 
 
 @dataclass(frozen=True)
