@@ -235,8 +235,12 @@ class CueFeatures(BaseEstimator, TransformerMixin):
         self.feature_names_ = np.array(names, dtype=object)
         return self
 
-    def _sentence_flags(self, sentence: str) -> dict[str, bool]:
-        flags = {k: bool(rx.search(sentence)) for k, rx in CUES.items()}
+    def _sentence_flags(self, sentence: str, present: list[tuple[str, re.Pattern]] | None = None) -> dict[str, bool]:
+        # Only cues found somewhere in the whole text can match one of its sentences, so the
+        # others are not searched again per sentence (the cue steps were 70% of scoring time).
+        flags = dict.fromkeys(CUES, False)
+        for k, rx in (present if present is not None else CUES.items()):
+            flags[k] = bool(rx.search(sentence))
         flags["question"] = "?" in sentence
         flags["when"] = flags["weekday"] or flags["future"] or flags["clock"] or flags["date"]
         flags["meet"] = flags["meet_verb"] or flags["meet_noun"] or flags["schedule_req"]
@@ -244,10 +248,11 @@ class CueFeatures(BaseEstimator, TransformerMixin):
         return flags
 
     def _row(self, text: str) -> list[float]:
-        counts = [math.log1p(len(rx.findall(text))) for rx in CUES.values()]
-        counts += [math.log1p(text.count("?"))]
+        found = {k: len(rx.findall(text)) for k, rx in CUES.items()}
+        counts = [math.log1p(n) for n in found.values()] + [math.log1p(text.count("?"))]
+        present = [(k, CUES[k]) for k, n in found.items() if n]
         sentences = _sentences(text)[:60]
-        flags = [self._sentence_flags(s) for s in sentences]
+        flags = [self._sentence_flags(s, present) for s in sentences]
         counts.append(float(any(f["when"] for f in flags)))
         pairs = [float(any(f[a] and f[b] for f in flags)) for a, b in self._PAIRS]
         doc_place = any(f["place_named"] or f["my_office"] or f["place_proper"] for f in flags)
