@@ -28,6 +28,15 @@ log = logging.getLogger(__name__)
 WATCHER_RESTART_SECONDS = 15.0
 #: How often a watcher checks that its account lease survives (a PostgreSQL restart ends it).
 LEASE_CHECK_SECONDS = 5.0
+#: Longest pause between attempts to reach a database that was down when the daemon started.
+DATABASE_WAIT_MAX_SECONDS = 10.0
+#: PostgreSQL/libpq words for a server that is not (yet) there, as opposed to one that refuses us.
+_UNREACHABLE = (
+    "Connection refused", "could not connect", "timeout expired", "Connection timed out",
+    "the database system is starting up", "the database system is shutting down",
+    "the database system is in recovery mode", "server closed the connection", "No route to host",
+    "could not translate host name", "Temporary failure in name resolution",
+)
 
 
 class Daemon:
@@ -178,7 +187,9 @@ class Daemon:
             self.scheduler.add_job(self.retrain, "interval", hours=hours, id="retrain", misfire_grace_time=3600)
 
     def run(self) -> int:
-        self.app.store  # migrate and fail fast on a bad database URL
+        if not self._wait_for_database():
+            self.app.close()
+            return 0
         self.app.model  # fail fast on a missing or incompatible model
         self.schedule()
         self.scheduler.start()
@@ -189,6 +200,33 @@ class Daemon:
         finally:
             self.shutdown()
         return 0
+
+    def _wait_for_database(self) -> bool:
+        """Open (and migrate) the database, waiting while a PostgreSQL server is unreachable.
+
+        A daemon often starts before its database (boot order, a compose stack, a failover), and
+        exiting would leave mail unwatched until something restarts it. Only a server that cannot
+        be reached is waited for: a wrong password, a missing database or a SQLite file that
+        cannot be written will not fix themselves, so they fail at once with their clear error.
+        Returns False when asked to stop while waiting.
+        """
+        delay, down_since = 1.0, None
+        while True:
+            try:
+                self.app.store
+            except StoreError as exc:
+                if self.settings.database_url.startswith("sqlite") or not _server_unreachable(exc):
+                    raise
+                if down_since is None:
+                    down_since = time.monotonic()
+                    log.error("database unavailable at start, waiting for it: %s", exc)
+                if self.stop_event.wait(delay):
+                    return False
+                delay = min(delay * 2, DATABASE_WAIT_MAX_SECONDS)
+                continue
+            if down_since is not None:
+                log.info("database available after %.0f s", time.monotonic() - down_since)
+            return True
 
     def stop(self, *_: object) -> None:
         if not self.stop_event.is_set():
@@ -211,3 +249,7 @@ def run_daemon(settings: Settings, *, dry_run: bool = False) -> int:
     signal.signal(signal.SIGTERM, daemon.stop)
     signal.signal(signal.SIGINT, daemon.stop)
     return daemon.run()
+
+
+def _server_unreachable(exc: StoreError) -> bool:
+    return any(needle in str(exc) for needle in _UNREACHABLE)

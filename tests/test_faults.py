@@ -6,6 +6,9 @@
   database and the cause, exit code ≠ 0, and no partial state (a folder's sync position never
   moves past mail that was not stored; once the disk is writable the next pass stores the rest
   exactly once).
+- The daemon starts while PostgreSQL is down: it waits (one log line) and works once the server
+  is up; SIGTERM still stops it; a database that refuses it (missing, wrong password) is not
+  waited for.
 - The daemon is SIGKILLed at random moments while it works through 1,000 messages, restarted
   each time: every message stored once, every positive texted once at the local Twilio API.
 
@@ -588,3 +591,78 @@ def test_unreachable_postgres_is_one_clear_line(tmp_path):
     line = _assert_clear_error(result, Path(f"127.0.0.1:{port}/jeeves"), "refused")
     assert "s3cret" not in result.stderr and "database server running" in line
     _report("postgres-unreachable", faults="1 unreachable server", inputs=1, exit_code=result.returncode, error=repr(line))
+
+
+# --- 5. The daemon starts before its database -------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.dovecot
+def test_daemon_started_before_postgres_waits_for_it(tmp_path, postgres_server, pg_url, dovecot):
+    """Boot order is not guaranteed (a compose stack, a reboot): ``jeeves run`` started while its
+    PostgreSQL is down logs one line, waits, and works once the server is up, without a restart."""
+    raw = b"Message-ID: <late-db@test>\r\nSubject: after the database\r\nFrom: a@example.com\r\n\r\nhello\r\n"
+    config = _config(tmp_path, db_url=pg_url, dovecot=dovecot, users=("alice",))
+    log_path = tmp_path / "daemon.log"
+    postgres_server.stop("fast")
+    proc = None
+    try:
+        proc = _start(config, "late-db", log_path)
+        _wait_for(lambda: "waiting for it" in _log_text(log_path), 30, "the daemon to say it waits for the database")
+        time.sleep(4)  # several retries
+        assert proc.poll() is None, f"the daemon gave up:\n{_log_text(log_path)[-3000:]}"
+        assert _log_text(log_path).count("database unavailable at start") == 1, "one line per outage, not per retry"
+        dovecot.append("alice", "INBOX", raw)
+        postgres_server.start()
+        store = Store(pg_url, migrate=False)
+
+        def classified() -> bool:
+            try:
+                return store.counts().predictions >= 1
+            except StoreError:  # the daemon has not created the schema yet
+                return False
+
+        try:
+            _wait_for(classified, 60, "the message to be stored and classified")
+            assert store.get_message("<late-db@test>") is not None
+        finally:
+            store.close()
+        text = _log_text(log_path)
+        assert "database available after" in text and text.count("jeeves running") == 1
+        assert "Traceback" not in text, text[-3000:]
+    finally:
+        _ensure_pg_running(postgres_server)
+        if proc is not None:
+            _stop_daemon(proc)
+
+
+def test_daemon_waiting_for_postgres_stops_on_sigterm(tmp_path):
+    from tests.fixtures_postgres import free_port
+
+    url = f"postgresql+psycopg2://jeeves:s3cret@127.0.0.1:{free_port()}/jeeves"
+    log_path = tmp_path / "daemon.log"
+    proc = _start(_config(tmp_path, db_url=url), "waiting", log_path)
+    try:
+        _wait_for(lambda: "waiting for it" in _log_text(log_path), 30, "the daemon to wait for the database")
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert time.monotonic() - started < 10
+        assert "s3cret" not in _log_text(log_path)
+    finally:
+        _stop_daemon(proc)
+
+
+@pytest.mark.postgres
+def test_daemon_does_not_wait_for_a_database_that_refuses_it(tmp_path, postgres_server):
+    """A wrong database name (or password) will not fix itself: exit at once with the reason."""
+    url = postgres_server.url("no_such_database")
+    log_path = tmp_path / "daemon.log"
+    proc = _start(_config(tmp_path, db_url=url), "refused", log_path)
+    try:
+        assert proc.wait(timeout=30) != 0
+        text = _log_text(log_path)
+        assert "no_such_database" in text and "does not exist" in text
+        assert "waiting for it" not in text
+    finally:
+        _stop_daemon(proc)
