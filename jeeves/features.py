@@ -83,7 +83,25 @@ def lemma_analyzer(text: str) -> list[str]:
     return analyze(text)
 
 
-class LemmaNgrams(BaseEstimator, TransformerMixin):
+class _TfidfBranch(BaseEstimator, TransformerMixin):
+    """A TF-IDF vectorizer as a transformer whose settings are grid params; subclasses say which vectorizer."""
+
+    def _vectorizer(self) -> TfidfVectorizer:
+        raise NotImplementedError
+
+    def fit(self, texts, y=None):
+        self.vectorizer_ = self._vectorizer()
+        self.vectorizer_.fit(texts)
+        return self
+
+    def transform(self, texts):
+        return self.vectorizer_.transform(texts)
+
+    def get_feature_names_out(self, input_features=None):
+        return self.vectorizer_.get_feature_names_out()
+
+
+class LemmaNgrams(_TfidfBranch):
     """TF-IDF over lemmatised word n-grams; a thin wrapper so n-gram range and pruning are grid params."""
 
     def __init__(self, ngram_range=(1, 3), min_df=2, max_features=50_000, sublinear_tf=True):
@@ -100,21 +118,12 @@ class LemmaNgrams(BaseEstimator, TransformerMixin):
             out.extend(" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
         return out
 
-    def fit(self, texts, y=None):
-        self.vectorizer_ = TfidfVectorizer(analyzer=self._ngrams, min_df=self.min_df,
-                                           max_features=self.max_features, sublinear_tf=self.sublinear_tf,
-                                           dtype=np.float32)
-        self.vectorizer_.fit(texts)
-        return self
-
-    def transform(self, texts):
-        return self.vectorizer_.transform(texts)
-
-    def get_feature_names_out(self, input_features=None):
-        return self.vectorizer_.get_feature_names_out()
+    def _vectorizer(self) -> TfidfVectorizer:
+        return TfidfVectorizer(analyzer=self._ngrams, min_df=self.min_df, max_features=self.max_features,
+                               sublinear_tf=self.sublinear_tf, dtype=np.float32)
 
 
-class CharNgrams(BaseEstimator, TransformerMixin):
+class CharNgrams(_TfidfBranch):
     """TF-IDF over character n-grams inside word boundaries: robust to typos ("mtg", "tmrw")."""
 
     def __init__(self, ngram_range=(2, 5), min_df=3, max_features=50_000):
@@ -122,18 +131,10 @@ class CharNgrams(BaseEstimator, TransformerMixin):
         self.min_df = min_df
         self.max_features = max_features
 
-    def fit(self, texts, y=None):
-        self.vectorizer_ = TfidfVectorizer(analyzer="char_wb", ngram_range=self.ngram_range, lowercase=True,
-                                           min_df=self.min_df, max_features=self.max_features,
-                                           sublinear_tf=True, dtype=np.float32)
-        self.vectorizer_.fit(texts)
-        return self
-
-    def transform(self, texts):
-        return self.vectorizer_.transform(texts)
-
-    def get_feature_names_out(self, input_features=None):
-        return self.vectorizer_.get_feature_names_out()
+    def _vectorizer(self) -> TfidfVectorizer:
+        return TfidfVectorizer(analyzer="char_wb", ngram_range=self.ngram_range, lowercase=True,
+                               min_df=self.min_df, max_features=self.max_features, sublinear_tf=True,
+                               dtype=np.float32)
 
 
 # --- engineered cues ----------------------------------------------------------------------
