@@ -87,3 +87,15 @@ def test_account_lease_is_exclusive_across_connections_and_freed_on_exit(pg_url)
             assert unrelated
     with second.account_lease("work") as after:
         assert after
+
+
+def test_migrations_build_exactly_the_schema_the_code_uses(db_url):
+    """Alembic owns the schema: a model change without its migration fails here, not in production."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from jeeves.storage.schema import Base
+
+    store = Store(db_url)
+    with store.engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []

@@ -98,6 +98,8 @@ class StoredMessage(Base):
     recipients: Mapped[str] = mapped_column(Text, default="")  # comma-separated To + Cc
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     thread_key: Mapped[str] = mapped_column(String(300), default="", index=True)
+    #: Message-IDs this one answers, root first (References, then In-Reply-To), space-separated.
+    refs: Mapped[str] = mapped_column(Text, default="", server_default="")
     is_reply: Mapped[bool] = mapped_column(Boolean, default=False)
     is_forward: Mapped[bool] = mapped_column(Boolean, default=False)
     new_text: Mapped[str] = mapped_column(Text, default="")
@@ -163,7 +165,8 @@ class OutboxEntry(Base):
     dedupe_key: Mapped[str] = mapped_column(String(998), unique=True)
     message_pk: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
     prediction_id: Mapped[int | None] = mapped_column(ForeignKey("predictions.id", ondelete="SET NULL"))
-    thread_key: Mapped[str] = mapped_column(String(300), default="")
+    #: The conversation the alert belongs to (``jeeves.storage.conversations``), for the thread window.
+    thread_key: Mapped[str] = mapped_column(String(998), default="")
     status: Mapped[str] = mapped_column(String(20), default="pending")
     channel: Mapped[str | None] = mapped_column(String(20))
     recipient: Mapped[str | None] = mapped_column(String(50))

@@ -20,10 +20,11 @@ from typing import Iterable, Iterator, Sequence
 
 from sqlalchemy import Engine, create_engine, event, func, select, text, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, load_only, sessionmaker
 
 from jeeves.errors import StoreError
 from jeeves.parsing import EmailDocument, ParsedEmail
+from jeeves.storage.conversations import conversation_key, conversation_refs
 from jeeves.storage.schema import (
     Account,
     Folder,
@@ -38,6 +39,11 @@ from jeeves.storage.schema import (
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+#: What ``conversation_key`` reads of a message (not its raw bytes or text).
+_CONVERSATION_COLUMNS = (
+    StoredMessage.id, StoredMessage.dedupe_key, StoredMessage.message_id, StoredMessage.refs,
+    StoredMessage.thread_key, StoredMessage.is_reply, StoredMessage.sender_address, StoredMessage.recipients,
+)
 
 
 @dataclass(frozen=True)
@@ -457,14 +463,18 @@ class Store:
             positives = [p.message_pk for p in predictions if p.decision]
             if positives:
                 rows = s.execute(
-                    select(StoredMessage.id, StoredMessage.dedupe_key, StoredMessage.thread_key, Prediction.id)
+                    select(StoredMessage, Prediction.id)
                     .join(Prediction, (Prediction.message_pk == StoredMessage.id) & (Prediction.model_version == model_version))
                     .where(StoredMessage.id.in_(positives), StoredMessage.notify.is_(True))
+                    .order_by(StoredMessage.id)
+                    .options(load_only(*_CONVERSATION_COLUMNS))
                 ).all()
-                for pk, dedupe_key, thread, prediction_id in rows:
+                for message, prediction_id in rows:
+                    thread = conversation_key(s, message)
                     result = s.execute(
                         self._insert(OutboxEntry)
-                        .values(dedupe_key=dedupe_key, message_pk=pk, prediction_id=prediction_id, thread_key=thread, status="pending", created_at=utcnow())
+                        .values(dedupe_key=message.dedupe_key, message_pk=message.id, prediction_id=prediction_id,
+                                thread_key=thread, status="pending", created_at=utcnow())
                         .on_conflict_do_nothing(index_elements=["dedupe_key"])
                         .returning(OutboxEntry.id)
                     )
@@ -544,6 +554,7 @@ def _message_row(m: NewMessage) -> dict:
         "recipients": ", ".join(p.to + p.cc),
         "sent_at": p.date,
         "thread_key": p.thread_key,
+        "refs": " ".join(conversation_refs(p)),
         "is_reply": p.is_reply,
         "is_forward": p.is_forward,
         "new_text": _clean_for_db(p.new_text),
