@@ -62,6 +62,9 @@ def sentence_flags(sentence: str) -> list[float]:
     return row
 
 
+_N_FLAGS = len(sentence_flags(""))
+
+
 class SentenceRequestScores(BaseEstimator, TransformerMixin):
     """Pooled per-message scores of a sentence-level request classifier (multiple-instance learning).
 
@@ -95,7 +98,7 @@ class SentenceRequestScores(BaseEstimator, TransformerMixin):
                 parts = ([d.subject] if (d.subject or "").strip() else []) + self._split(new_text_of(d))
             texts.extend(parts)
             owner.extend([i] * len(parts))
-        flags = sp.csr_matrix(np.asarray([sentence_flags(t) for t in texts], dtype=np.float32).reshape(len(texts), -1))
+        flags = sp.csr_matrix(np.asarray([sentence_flags(t) for t in texts], dtype=np.float32).reshape(len(texts), _N_FLAGS))
         return texts, np.asarray(owner, dtype=int), flags
 
     # sentence model ----------------------------------------------------------------------
