@@ -263,6 +263,44 @@ def test_keywords_and_folders_become_labels(dovecot, tmp_path):
     assert any("$JeevesMeeting" in f for f in flags)
 
 
+def test_backlog_stored_behind_the_fetch_stops_at_a_database_error_with_a_safe_position(dovecot, tmp_path, monkeypatch,
+                                                                                        corpus_raw_messages):
+    """A long backlog is stored in a writer thread while the next group is fetched; when storing
+    fails, fetching stops, the folder position covers only what was stored, and the next sync
+    stores the rest exactly once."""
+    import jeeves.sources.imap as imap
+    from jeeves.errors import StoreError
+
+    monkeypatch.setattr(imap, "PARALLEL_PARSE_MIN", 10)
+    raws = corpus_raw_messages[200:280]
+    dovecot.append_many("alice", "INBOX", raws)
+    store = Store(f"sqlite:///{tmp_path / 'j.db'}")
+    real, calls = store.store_batch, []
+
+    def failing_third(messages, **kwargs):
+        calls.append(len(messages))
+        if len(calls) == 3:
+            raise StoreError("database error (test): disk I/O error")
+        return real(messages, **kwargs)
+
+    monkeypatch.setattr(store, "store_batch", failing_third)
+    with IMAPSource(dovecot.account("alice", fetch_batch=16), store, parse_workers=0) as source:
+        with pytest.raises(StoreError):
+            source._sync_once()
+    assert len(calls) == 3, "fetching went on after the database failed"
+    with store.session() as s:
+        positions = s.scalars(select(MessageLocation.uid).order_by(MessageLocation.uid)).all()
+    state = store.folder_state("alice", "INBOX")
+    assert positions == list(range(1, 33)) and state.last_uid == 32  # two groups of 16, nothing past them
+    monkeypatch.setattr(store, "store_batch", real)
+    with IMAPSource(dovecot.account("alice", fetch_batch=16), store, parse_workers=0) as source:
+        report = source.sync()
+    assert report.fetched == 48 and report.errors == []
+    with store.session() as s:
+        uids = s.scalars(select(MessageLocation.uid).order_by(MessageLocation.uid)).all()
+    assert uids == list(range(1, 81))
+
+
 def test_large_backlog_is_parsed_in_worker_processes(dovecot, tmp_path, monkeypatch, corpus_raw_messages):
     import jeeves.sources.imap as imap
 

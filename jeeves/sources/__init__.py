@@ -19,6 +19,10 @@ class SyncReport:
     stored: int = 0  # of those, new to the database
     errors: list[str] = field(default_factory=list)
 
+    def add(self, fetched: int, stored: int) -> None:
+        self.fetched += fetched
+        self.stored += stored
+
     def merge(self, other: "SyncReport") -> None:
         self.fetched += other.fetched
         self.stored += other.stored

@@ -34,7 +34,7 @@ import socket
 import ssl
 import threading
 import time
-from concurrent.futures import CancelledError, Executor, Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -417,22 +417,46 @@ class IMAPSource:
         else:
             plan = _FolderPlan(self._uids_after(client, state.last_uid))
         label_folder = self._folder_label_value(folder)
-        for group, parsed in self._parsed_groups(client, plan.uids):
-            if not group:
-                continue
-            messages = [self._new_message(item, p, state, label_folder is not None) for item, p in zip(group, parsed)]
-            refs = self.store.store_batch(messages, folder=state, uidvalidity=sel.uidvalidity, advance_to=max(m.uid for m in messages))
-            report.fetched += len(messages)
-            report.stored += sum(ref.new for ref in refs)
-            if label_folder is not None:
-                self._apply_labels({ref.pk: label_folder for ref in refs}, LABEL_FOLDER)
-            if self._stop is not None and self._stop.is_set():
-                # Everything fetched so far is stored with its sync state; the rest waits.
-                return report
+        # A backlog stores each group in a writer thread while the next one is fetched and
+        # parsed: SQLite and psycopg2 release the GIL, and storing was half of a long sync's time.
+        # One group at most is in the writer, and groups are stored in UID order, each with its
+        # sync position in one transaction, so a failure still leaves a safe position behind.
+        writer = ThreadPoolExecutor(1, thread_name_prefix=f"jeeves-store-{self.name}") if len(plan.uids) >= PARALLEL_PARSE_MIN else None
+        pending: Future | None = None
+        try:
+            for group, parsed in self._parsed_groups(client, plan.uids):
+                if not group:
+                    continue
+                messages = [self._new_message(item, p, state, label_folder is not None) for item, p in zip(group, parsed)]
+                if pending is not None:
+                    report.add(*pending.result())  # raises the writer's error, and fetching stops
+                    pending = None
+                if writer is not None:
+                    pending = writer.submit(self._store_group, messages, state, sel.uidvalidity, label_folder)
+                else:
+                    report.add(*self._store_group(messages, state, sel.uidvalidity, label_folder))
+                if self._stop is not None and self._stop.is_set():
+                    break  # everything fetched so far is stored with its sync state; the rest waits
+            if pending is not None:
+                report.add(*pending.result())
+                pending = None
+        finally:
+            if writer is not None:
+                writer.shutdown(wait=True)  # a group being stored is finished, never abandoned
+        if self._stop is not None and self._stop.is_set():
+            return report
         if plan.final_advance is not None or state.uidvalidity is None:
             self.store.store_batch([], folder=state, uidvalidity=sel.uidvalidity, advance_to=plan.final_advance or 0)
         self._sync_keyword_labels(client, state.id, sel.uidvalidity)
         return report
+
+    def _store_group(self, messages: list[NewMessage], state: FolderState, uidvalidity: int,
+                     label_folder: int | None) -> tuple[int, int]:
+        """Store one fetched group and advance the folder past it; (fetched, newly stored)."""
+        refs = self.store.store_batch(messages, folder=state, uidvalidity=uidvalidity, advance_to=max(m.uid for m in messages))
+        if label_folder is not None:
+            self._apply_labels({ref.pk: label_folder for ref in refs}, LABEL_FOLDER)
+        return len(messages), sum(ref.new for ref in refs)
 
     def _folder_label_value(self, folder: str) -> int | None:
         if folder == self.account.positive_folder:
