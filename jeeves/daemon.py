@@ -19,7 +19,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from jeeves.config import Settings
-from jeeves.errors import JeevesError, StoreError
+from jeeves.errors import DatabaseUnreachable, JeevesError, StoreError
 from jeeves.service import Jeeves
 
 log = logging.getLogger(__name__)
@@ -30,13 +30,6 @@ WATCHER_RESTART_SECONDS = 15.0
 LEASE_CHECK_SECONDS = 5.0
 #: Longest pause between attempts to reach a database that was down when the daemon started.
 DATABASE_WAIT_MAX_SECONDS = 10.0
-#: PostgreSQL/libpq words for a server that is not (yet) there, as opposed to one that refuses us.
-_UNREACHABLE = (
-    "Connection refused", "could not connect", "timeout expired", "Connection timed out",
-    "the database system is starting up", "the database system is shutting down",
-    "the database system is in recovery mode", "server closed the connection", "No route to host",
-    "could not translate host name", "Temporary failure in name resolution",
-)
 
 
 class Daemon:
@@ -214,9 +207,7 @@ class Daemon:
         while True:
             try:
                 self.app.store
-            except StoreError as exc:
-                if self.settings.database_url.startswith("sqlite") or not _server_unreachable(exc):
-                    raise
+            except DatabaseUnreachable as exc:
                 if down_since is None:
                     down_since = time.monotonic()
                     log.error("database unavailable at start, waiting for it: %s", exc)
@@ -249,7 +240,3 @@ def run_daemon(settings: Settings, *, dry_run: bool = False) -> int:
     signal.signal(signal.SIGTERM, daemon.stop)
     signal.signal(signal.SIGINT, daemon.stop)
     return daemon.run()
-
-
-def _server_unreachable(exc: StoreError) -> bool:
-    return any(needle in str(exc) for needle in _UNREACHABLE)

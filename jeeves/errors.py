@@ -26,6 +26,10 @@ class StoreError(JeevesError):
     """The database refused an operation or is unreachable."""
 
 
+class DatabaseUnreachable(StoreError):
+    """The database server cannot be reached (down, starting, unresolvable): waiting may help."""
+
+
 class ModelError(JeevesError):
     """A model file is missing, corrupted, or was built by an incompatible library version."""
 

@@ -430,7 +430,6 @@ class IMAPSource:
                 messages = [self._new_message(item, p, state, label_folder is not None) for item, p in zip(group, parsed)]
                 if pending is not None:
                     report.add(*pending.result())  # raises the writer's error, and fetching stops
-                    pending = None
                 if writer is not None:
                     pending = writer.submit(self._store_group, messages, state, sel.uidvalidity, label_folder)
                 else:
@@ -439,7 +438,6 @@ class IMAPSource:
                     break  # everything fetched so far is stored with its sync state; the rest waits
             if pending is not None:
                 report.add(*pending.result())
-                pending = None
         finally:
             if writer is not None:
                 writer.shutdown(wait=True)  # a group being stored is finished, never abandoned

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, create_engine, event, func, select, text, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, load_only, sessionmaker
 
-from jeeves.errors import StoreError
+from jeeves.errors import DatabaseUnreachable, StoreError
 from jeeves.parsing import EmailDocument, ParsedEmail
 from jeeves.storage.conversations import conversation_key, conversation_refs
 from jeeves.storage.schema import (
@@ -176,7 +176,7 @@ class Store:
             session.commit()
         except DBAPIError as exc:
             session.rollback()
-            raise StoreError(f"database error ({self.where}): {_cause(exc, self.url)}") from exc
+            raise self._error("database error", exc) from exc
         except SQLAlchemyError as exc:
             session.rollback()
             raise StoreError(f"database error ({self.where}): {exc}") from exc
@@ -185,6 +185,11 @@ class Store:
             raise
         finally:
             session.close()
+
+    def _error(self, what: str, exc: DBAPIError) -> StoreError:
+        cause = _cause(exc, self.url)
+        kind = DatabaseUnreachable if any(needle in cause for needle in _UNREACHABLE) else StoreError
+        return kind(f"{what} ({self.where}): {cause}")
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (idempotent, safe across processes)."""
@@ -202,7 +207,7 @@ class Store:
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
         except DBAPIError as exc:
-            raise StoreError(f"cannot migrate the database ({self.where}): {_cause(exc, self.url)}") from exc
+            raise self._error("cannot migrate the database", exc) from exc
         self._migrated.set()
 
     @contextmanager
@@ -223,13 +228,13 @@ class Store:
         try:
             connection = self.engine.connect()
         except DBAPIError as exc:
-            raise StoreError(f"database error ({self.where}): {_cause(exc, self.url)}") from exc
+            raise self._error("database error", exc) from exc
         try:
             try:
                 held = bool(connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
                 connection.commit()
             except DBAPIError as exc:
-                raise StoreError(f"database error ({self.where}): {_cause(exc, self.url)}") from exc
+                raise self._error("database error", exc) from exc
             lease = Lease(held, connection, key)
             try:
                 yield lease
@@ -614,6 +619,13 @@ def _describe(url: str) -> str:
 _HINTS = (
     ("database or disk is full", "free disk space where the database lives"),
     ("Connection refused", "is the database server running?"),
+)
+#: PostgreSQL/libpq words for a server that is not (yet) there, as opposed to one that refuses us.
+_UNREACHABLE = (
+    "Connection refused", "could not connect", "timeout expired", "Connection timed out",
+    "the database system is starting up", "the database system is shutting down",
+    "the database system is in recovery mode", "server closed the connection", "No route to host",
+    "could not translate host name", "Temporary failure in name resolution",
 )
 #: SQLite's words when it cannot write the file, its journal or its directory.
 _SQLITE_WRITE_ERRORS = ("readonly database", "unable to open database file", "disk I/O error")
