@@ -1,8 +1,11 @@
-"""A labelled corpus directory (``messages.mbox`` + ``labels.csv``) read into training arrays.
+"""Labelled corpus directories (``messages.mbox`` + ``labels.csv``) read into training arrays.
 
 The format is the one of ``data/enron-meetings``: ``labels.csv`` has ``message_id,label`` and
-optionally ``confidence`` and ``pool``. Only labelled messages are returned, in the order of
-``labels.csv``, so a corpus can carry unlabelled mail without confusing training.
+optionally ``confidence``, ``pool`` and, for an active-learning draw, ``stratum`` and ``weight``
+(how many inbox messages each labelled one stands for; ``jeeves.inbox`` uses it). Only labelled
+messages are returned, in the order of ``labels.csv``, so a corpus can carry unlabelled mail
+without confusing training. Several directories load as one corpus (``load_corpora``); a
+message labelled in two of them is kept once, from the first.
 """
 
 from __future__ import annotations
@@ -16,10 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
+from jeeves.config import SHIPPED_DATA_DIR
 from jeeves.errors import ModelError
 from jeeves.parsing import EmailDocument, parse_email, thread_key
 
 logger = logging.getLogger(__name__)
+
+#: The labels the shipped model is trained on: the cue-enriched corpus with its random pool, and
+#: two active-learning draws whose weights make them stand for an inbox (data/README.md).
+DEFAULT_CORPORA = tuple(SHIPPED_DATA_DIR / name for name in ("enron-meetings", "enron-active", "enron-active2"))
 
 
 @dataclass
@@ -32,6 +40,16 @@ class Corpus:
     message_ids: list[str]
     raw: list[bytes] = field(repr=False)
     data_hash: str = ""
+    #: Inbox weight of each row (1 unless the labels say otherwise; see ``jeeves.inbox``).
+    weight: np.ndarray | None = None
+    #: The directory name each row came from (active draws are told apart by it).
+    source: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.weight is None:
+            self.weight = np.ones(len(self.documents))
+        if not self.source:
+            self.source = ["corpus"] * len(self.documents)
 
     def __len__(self) -> int:
         return len(self.documents)
@@ -42,7 +60,14 @@ class Corpus:
             idx = np.flatnonzero(idx)
         pick = lambda seq: [seq[i] for i in idx]  # noqa: E731
         return Corpus(pick(self.documents), self.labels[idx], pick(self.confidence), pick(self.pool),
-                      pick(self.groups), pick(self.message_ids), pick(self.raw), self.data_hash)
+                      pick(self.groups), pick(self.message_ids), pick(self.raw), self.data_hash,
+                      self.weight[idx], pick(self.source))
+
+    def inbox_samples(self):
+        """The rows that, weighted, stand for an ordinary inbox (``jeeves.inbox``)."""
+        from jeeves.inbox import inbox_samples
+
+        return inbox_samples(self.pool, self.weight, self.source)
 
 
 def file_sha256(*paths: Path) -> str:
@@ -98,6 +123,40 @@ def load_corpus(corpus_dir: Path) -> Corpus:
         message_ids=[r["message_id"] for r in rows],
         raw=raws,
         data_hash=file_sha256(mbox_path, labels_path),
+        weight=np.array([r["weight"] for r in rows], dtype=float),
+        source=[corpus_dir.name] * len(rows),
+    )
+
+
+def load_corpora(corpus_dirs) -> Corpus:
+    """Several corpus directories as one; a message labelled twice keeps its first label."""
+    dirs = [Path(d) for d in ([corpus_dirs] if isinstance(corpus_dirs, (str, Path)) else corpus_dirs)]
+    if not dirs:
+        raise ModelError("no corpus directory given")
+    parts = [load_corpus(d) for d in dirs]
+    if len(parts) == 1:
+        return parts[0]
+    seen: set[str] = set()
+    keep: list[tuple[Corpus, int]] = []
+    for part in parts:
+        for i, msgid in enumerate(part.message_ids):
+            if msgid in seen:
+                logger.warning("%s is labelled in more than one corpus; keeping the first label", msgid)
+                continue
+            seen.add(msgid)
+            keep.append((part, i))
+    digest = hashlib.sha256("".join(p.data_hash for p in parts).encode()).hexdigest()
+    return Corpus(
+        documents=[p.documents[i] for p, i in keep],
+        labels=np.array([p.labels[i] for p, i in keep], dtype=int),
+        confidence=[p.confidence[i] for p, i in keep],
+        pool=[p.pool[i] for p, i in keep],
+        groups=[p.groups[i] for p, i in keep],
+        message_ids=[p.message_ids[i] for p, i in keep],
+        raw=[p.raw[i] for p, i in keep],
+        data_hash=digest,
+        weight=np.array([p.weight[i] for p, i in keep], dtype=float),
+        source=[p.source[i] for p, i in keep],
     )
 
 
@@ -116,9 +175,16 @@ def _read_labels(path: Path) -> list[dict]:
                 logger.warning("%s:%d: duplicate label for %s; keeping the first", path, lineno, msgid)
                 continue
             seen.add(msgid)
+            raw_weight = (row.get("weight") or "").strip()
+            try:
+                weight = float(raw_weight) if raw_weight else 1.0
+            except ValueError:
+                raise ModelError(f"{path}:{lineno}: weight must be a number, got {raw_weight!r}") from None
+            if not weight > 0:
+                raise ModelError(f"{path}:{lineno}: weight must be positive, got {raw_weight!r}")
             rows.append({"message_id": msgid, "label": int(label),
                          "confidence": (row.get("confidence") or "high").strip() or "high",
-                         "pool": (row.get("pool") or "unknown").strip() or "unknown"})
+                         "pool": (row.get("pool") or "unknown").strip() or "unknown", "weight": weight})
     if not rows:
         raise ModelError(f"{path} holds no labels")
     return rows

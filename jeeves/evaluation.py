@@ -57,7 +57,25 @@ class EvaluationReport:
             f"  actual 0          {tn:11d}  {fp:11d}",
             f"  actual 1          {fn:11d}  {tp:11d}",
             f"in the unsure band: {self.in_unsure_band}",
-        ] + [f"wrote {path}" for path in self.files])
+        ] + _inbox_lines(self.extra) + [f"wrote {path}" for path in self.files])
+
+
+def _inbox_lines(extra: dict[str, Any]) -> list[str]:
+    """What a person with an ordinary inbox would get, in words."""
+    lines = []
+    for key, what in (("inbox", "on this corpus's inbox mail"),
+                      ("card_inbox", "model card, cross-validated on its training labels")):
+        e = extra.get(key)
+        if not e:
+            continue
+        lines.append(f"ordinary inbox ({what}, trade-off {extra.get('trade_off') or '-'}):")
+        lines.append(f"  texts {e['texted']:.1%} of mail; precision {e['precision']:.2f}; recall {e['recall']:.2f}; "
+                     f"clear requests texted {e['recall_high']:.2f}; plainly wrong {e['wrong']:.0%} of texts")
+        if e.get("digest_threshold") is not None:
+            lines.append(f"  digest lists {e['digest']:.1%} of mail (precision {e['digest_precision']:.2f}); texts + "
+                         f"digest reach {e['recall_with_digest']:.2f} of requests, {e['recall_high_with_digest']:.2f} "
+                         "of clear ones")
+    return lines
 
 
 def _fmt(value: float) -> str:
@@ -102,13 +120,32 @@ def evaluate(model, documents: Sequence, labels, *, out_dir: Path | None = None,
     return report
 
 
-def evaluate_corpus(model, corpus_dir: Path, out_dir: Path | None = None) -> EvaluationReport:
-    """Evaluate on a corpus directory; adds scores on ``high`` labels and the ``random`` pool."""
-    from jeeves.corpus import load_corpus
+def evaluate_corpus(model, corpus_dir, out_dir: Path | None = None) -> EvaluationReport:
+    """Evaluate on one or several corpus directories.
 
-    corpus = load_corpus(corpus_dir)
+    Adds scores on ``high`` labels and the ``random`` pool, and — where the corpus holds mail
+    that stands for an inbox (a random pool, weighted active draws) — the inbox estimate at the
+    model's text and digest thresholds. The model card's own cross-validated inbox estimate is
+    reported beside it (``card_inbox``): on the corpus the model was trained on, that is the
+    honest figure.
+    """
+    from jeeves.corpus import load_corpora
+    from jeeves.inbox import estimate
+
+    corpus = load_corpora(corpus_dir)
     scores = model.score(corpus.documents)
-    extra: dict[str, Any] = {"corpus": str(corpus_dir), "data_hash": corpus.data_hash}
+    dirs = [corpus_dir] if isinstance(corpus_dir, (str, Path)) else list(corpus_dir)
+    extra: dict[str, Any] = {"corpus": ", ".join(str(d) for d in dirs), "data_hash": corpus.data_hash,
+                             "digest_threshold": getattr(model, "digest_threshold", None),
+                             "trade_off": getattr(model, "trade_off", None)}
+    samples = corpus.inbox_samples()
+    if samples:
+        extra["inbox"] = estimate(corpus.labels, corpus.confidence, scores, samples, model.threshold,
+                                  getattr(model, "digest_threshold", None)).as_dict()
+    card_points = (getattr(model, "card", {}) or {}).get("operating_points") or {}
+    point = card_points.get(getattr(model, "trade_off", None) or "")
+    if point and point.get("cross_validated"):
+        extra["card_inbox"] = point["cross_validated"]
     for name, mask in (("high", [c == "high" for c in corpus.confidence]),
                        ("random", [p == "random" for p in corpus.pool])):
         mask = np.asarray(mask)
@@ -204,5 +241,6 @@ def markdown_report(report: EvaluationReport) -> str:
                          f"precision {sub['precision']:.3f}, recall {sub['recall']:.3f}")
     if report.extra.get("in_sample"):
         lines.append("- **In-sample**: the model was trained on this corpus; quote the model card's CV figures.")
+    lines += [f"- {line.strip()}" for line in _inbox_lines(report.extra)]
     lines += ["", "![ROC](roc.png) ![PR](pr.png) ![Calibration](calibration.png)", ""]
     return "\n".join(lines)

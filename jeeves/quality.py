@@ -35,7 +35,8 @@ class LiveQuality:
 def live_quality(store: Store, *, days: int = 30, now: datetime | None = None) -> LiveQuality:
     since = (now or datetime.now(timezone.utc)) - timedelta(days=days)
     with store.session() as s:
-        sent = select(OutboxEntry.message_pk).where(OutboxEntry.status == "sent", OutboxEntry.sent_at >= since)
+        sent = select(OutboxEntry.message_pk).where(OutboxEntry.status == "sent", OutboxEntry.kind == "alert",
+                                                    OutboxEntry.sent_at >= since)
         alerts = s.scalar(select(func.count()).select_from(sent.subquery())) or 0
         newest = (
             select(func.max(Label.id))
@@ -46,8 +47,15 @@ def live_quality(store: Store, *, days: int = 30, now: datetime | None = None) -
     return LiveQuality(days=days, alerts=alerts, judged=len(values), confirmed=sum(values))
 
 
-def offline_precision(card: dict) -> float | None:
-    """The model card's cross-validated precision at its threshold, when it has one."""
+def offline_precision(card: dict, trade_off: str | None = None) -> float | None:
+    """The model card's cross-validated precision at its threshold, when it has one.
+
+    For a card with inbox operating points, the precision an ordinary inbox gets at the chosen
+    trade-off (comparable with live precision); otherwise the corpus figure.
+    """
+    point = (card.get("operating_points") or {}).get(trade_off or card.get("trade_off") or "")
+    if point and (point.get("cross_validated") or {}).get("precision") is not None:
+        return float(point["cross_validated"]["precision"])
     cv = card.get("cv") or {}
     at = cv.get("at_threshold_cross_validated") or cv.get("at_threshold_in_sample") or {}
     value = at.get("precision")

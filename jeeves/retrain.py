@@ -17,30 +17,51 @@ import hashlib
 import logging
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from jeeves.config import SHIPPED_DATA_DIR
+from jeeves.corpus import DEFAULT_CORPORA
 from jeeves.errors import ModelError
 from jeeves.parsing import EmailDocument, parse_email, thread_key
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CORPUS = SHIPPED_DATA_DIR / "enron-meetings"
+#: Kept for callers that name one corpus; retraining uses all of ``DEFAULT_CORPORA``.
+DEFAULT_CORPUS = DEFAULT_CORPORA
 EVAL_BUCKETS = 5
 
 
 @dataclass
 class LabelledSet:
+    """Documents and labels, with what the inbox estimate needs (``jeeves.inbox``)."""
+
     documents: list[EmailDocument]
     labels: np.ndarray
     groups: list[str]
+    confidence: list[str] = field(default_factory=list)
+    pool: list[str] = field(default_factory=list)
+    weight: list[float] = field(default_factory=list)
+    source: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        n = len(self.documents)
+        self.confidence = self.confidence or ["high"] * n
+        self.pool = self.pool or ["user"] * n
+        self.weight = self.weight or [1.0] * n
+        self.source = self.source or ["user"] * n
 
     def take(self, mask: np.ndarray) -> "LabelledSet":
         idx = np.flatnonzero(mask)
-        return LabelledSet([self.documents[i] for i in idx], self.labels[idx], [self.groups[i] for i in idx])
+        pick = lambda seq: [seq[i] for i in idx]  # noqa: E731
+        return LabelledSet(pick(self.documents), self.labels[idx], pick(self.groups), pick(self.confidence),
+                           pick(self.pool), pick(self.weight), pick(self.source))
+
+    def inbox_samples(self):
+        from jeeves.inbox import inbox_samples
+
+        return inbox_samples(self.pool, self.weight, self.source)
 
 
 @dataclass
@@ -60,15 +81,20 @@ def in_eval_split(group: str) -> bool:
     return hashlib.sha256(group.encode("utf-8")).digest()[0] % EVAL_BUCKETS == 0
 
 
-def gather_labels(store, corpus_dir: Path | None = DEFAULT_CORPUS) -> tuple[LabelledSet, int]:
-    """Corpus labels plus the store's current labels; a user's label overrides the corpus's."""
-    from jeeves.corpus import load_corpus
+def gather_labels(store, corpus_dir=DEFAULT_CORPORA) -> tuple[LabelledSet, int]:
+    """Corpus labels plus the store's current labels; a user's label overrides the corpus's.
 
-    by_key: dict[str, tuple[EmailDocument, int, str]] = {}
+    ``corpus_dir`` is one directory or several. A user's label counts as ``high`` confidence
+    and outside any inbox sample (the user's own labels are not drawn at random).
+    """
+    from jeeves.corpus import load_corpora
+
+    by_key: dict[str, tuple] = {}
     if corpus_dir is not None:
-        corpus = load_corpus(corpus_dir)
-        for doc, label, group, mid in zip(corpus.documents, corpus.labels, corpus.groups, corpus.message_ids):
-            by_key[mid] = (doc, int(label), group)
+        corpus = load_corpora(corpus_dir)
+        for i, mid in enumerate(corpus.message_ids):
+            by_key[mid] = (corpus.documents[i], int(corpus.labels[i]), corpus.groups[i], corpus.confidence[i],
+                           corpus.pool[i], float(corpus.weight[i]), corpus.source[i])
     user = 0
     current = store.current_labels()
     for pk, label in current.items():
@@ -76,10 +102,12 @@ def gather_labels(store, corpus_dir: Path | None = DEFAULT_CORPUS) -> tuple[Labe
         if message is None:
             continue
         parsed = parse_email(message.raw)
-        by_key[message.dedupe_key] = (EmailDocument.from_parsed(parsed), int(label.value), thread_key(parsed.subject))
+        by_key[message.dedupe_key] = (EmailDocument.from_parsed(parsed), int(label.value), thread_key(parsed.subject),
+                                      label.confidence or "high", "user", 1.0, "user")
         user += 1
-    docs, labels, groups = zip(*by_key.values()) if by_key else ((), (), ())
-    return LabelledSet(list(docs), np.asarray(labels, dtype=int), list(groups)), user
+    columns = list(zip(*by_key.values())) if by_key else [()] * 7
+    docs, labels, groups, confidence, pool, weight, source = (list(c) for c in columns)
+    return LabelledSet(docs, np.asarray(labels, dtype=int), groups, confidence, pool, weight, source), user
 
 
 def _scores(model, data: LabelledSet) -> dict:
@@ -99,10 +127,10 @@ def should_promote(challenger: dict, champion: dict | None) -> bool:
     return challenger["roc_auc"] >= champion["roc_auc"] and challenger["recall"] >= champion["recall"]
 
 
-def retrain_and_maybe_promote(app, *, corpus_dir: Path | None = DEFAULT_CORPUS, quick: bool = False, progress: bool = False) -> RetrainResult:
+def retrain_and_maybe_promote(app, *, corpus_dir=DEFAULT_CORPORA, quick: bool = False, progress: bool = False) -> RetrainResult:
     """Train a challenger, compare it with the serving model, promote it if it is no worse."""
     from jeeves.registry import set_current
-    from jeeves.training import load_model, train
+    from jeeves.training import LOW_CONFIDENCE_WEIGHT, load_model, train
 
     models_dir = Path(app.settings.model.dir)
     data, n_user = gather_labels(app.store, corpus_dir)
@@ -120,12 +148,15 @@ def retrain_and_maybe_promote(app, *, corpus_dir: Path | None = DEFAULT_CORPUS, 
         champion = None
 
     with tempfile.TemporaryDirectory(prefix="jeeves-challenger-") as staging:
+        weight = np.array([LOW_CONFIDENCE_WEIGHT if c == "low" else 1.0 for c in train_set.confidence])
         card = train(
             train_set.documents, train_set.labels, train_set.groups,
             out_dir=Path(staging), target_recall=app.settings.model.target_recall, progress=progress, quick=quick,
+            sample_weight=weight, sample_weighting=f"low-confidence labels weigh {LOW_CONFIDENCE_WEIGHT:g}",
+            confidence=train_set.confidence, inbox_samples=train_set.inbox_samples(),
         )
         version = card["version"] if isinstance(card, dict) else card.version
-        challenger = load_model(Path(staging))
+        challenger = load_model(Path(staging), trade_off=app.settings.notify.trade_off)
         challenger_scores = _scores(challenger, eval_set)
         champion_scores = _scores(champion, eval_set) if champion is not None else None
         models_dir.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,12 @@ fold, and the decision threshold is picked on out-of-fold scores. Its precision/
 reported with a second level of honesty: the threshold applied to fold *k* is chosen on the
 out-of-fold scores of the *other* folds only.
 
+Thresholds are chosen for an ordinary inbox, not for the enriched corpus: where the labels
+include mail that stands for an inbox (a random pool, weighted active-learning draws), the
+card carries one operating point per trade-off (``jeeves.inbox``): a text threshold, a digest
+threshold and what a person would get at them. Without such mail, the threshold falls back to
+a target recall on the corpus.
+
 The search fits the feature union once per fold and then every classifier candidate on the
 same matrices. That is exactly a grid search over the whole pipeline (features are fitted on
 training folds only) without re-lemmatising the corpus for every candidate, which keeps
@@ -151,6 +157,11 @@ class ModelCard:
     sample_weighting: str = "none"
     schema: int = CARD_SCHEMA
     notes: list[str] = field(default_factory=list)
+    #: Per trade-off (``jeeves.inbox.TRADE_OFFS``): text and digest thresholds and the inbox estimate.
+    operating_points: dict[str, Any] = field(default_factory=dict)
+    #: The trade-off whose text threshold is ``threshold``.
+    trade_off: str | None = None
+    digest_threshold: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -254,11 +265,13 @@ def format_table(table: list[dict[str, Any]], baseline: dict[str, Any] | None = 
 
 def train(documents: Sequence, labels, groups, *, out_dir: Path = SHIPPED_MODELS_DIR, target_recall: float = 0.9,
           sample_weight=None, progress: bool = True, quick: bool = False, subsets: dict[str, Any] | None = None,
-          sample_weighting: str | None = None) -> ModelCard:
+          sample_weighting: str | None = None, confidence: Sequence[str] | None = None,
+          inbox_samples: Sequence | None = None, data_hash: str | None = None) -> ModelCard:
     """Search, pick the winner, fit it on everything, save it with its card, make it current.
 
     ``subsets`` maps a name (e.g. ``"high"``, ``"random"``) to a boolean mask; the card then
-    also gives CV scores on those subsets, for Jeeves and the baseline.
+    also gives CV scores on those subsets, for Jeeves and the baseline. With ``inbox_samples``
+    (``jeeves.inbox.InboxSample``) and ``confidence``, thresholds are chosen for an inbox.
     """
     started = time.perf_counter()
     documents = list(documents)
@@ -286,6 +299,23 @@ def train(documents: Sequence, labels, groups, *, out_dir: Path = SHIPPED_MODELS
     cv["at_threshold_in_sample"] = at_threshold
     cv["at_threshold_cross_validated"] = honest
     cv["in_unsure_band"] = int(np.sum((oof >= band[0]) & (oof <= band[1])))
+    points: dict[str, Any] = {}
+    trade_off, digest_threshold = None, None
+    if inbox_samples:
+        from jeeves.inbox import DEFAULT_TRADE_OFF, operating_points
+
+        conf = np.asarray(confidence if confidence is not None else ["high"] * len(labels))
+        chosen = operating_points(labels, conf, oof, inbox_samples, result.folds)
+        points = {name: asdict(point) for name, point in chosen.items()}
+        trade_off = DEFAULT_TRADE_OFF
+        threshold = chosen[trade_off].text_threshold
+        digest_threshold = chosen[trade_off].digest_threshold
+        band = (digest_threshold, threshold)
+        at_threshold = precision_recall_at(labels, oof, threshold)
+        cv["at_threshold_in_sample"] = at_threshold
+        cv["inbox"] = chosen[trade_off].cross_validated
+        for name, point in chosen.items():
+            logger.info("inbox estimate, %s: %s", name, _summary(point.cross_validated))
     baseline = {name: _scores(labels, result.baseline_oof, mask) for name, mask in masks.items()}
     baseline_threshold = choose_threshold(labels, result.baseline_oof, target_recall)
     baseline["at_threshold_cross_validated"] = cross_validated_threshold(labels, result.baseline_oof, result.folds,
@@ -316,35 +346,56 @@ def train(documents: Sequence, labels, groups, *, out_dir: Path = SHIPPED_MODELS
     card = ModelCard(
         version=version, model_file=model_path.name, sha256=digest, created=created.isoformat(timespec="seconds"),
         chosen=result.best, threshold=threshold, unsure_band=band, target_recall=target_recall,
-        data_hash=_data_hash(documents, labels), n=int(len(labels)),
+        data_hash=data_hash or _data_hash(documents, labels), n=int(len(labels)),
         label_counts={"positive": int(labels.sum()), "negative": int((1 - labels).sum())},
         cv=cv, candidates=result.table, baseline=baseline, library_versions=library_versions(),
         training_seconds=round(time.perf_counter() - started, 1),
         sample_weighting=sample_weighting or ("none" if sample_weight is None else "custom"),
         notes=["Model chosen by out-of-fold ROC AUC over all candidates; figures are cross-validated, "
                "grouped by thread, features re-fitted in every training fold.",
-               "at_threshold_cross_validated: each fold's threshold chosen on the other folds' scores."],
+               "at_threshold_cross_validated: each fold's threshold chosen on the other folds' scores.",
+               "operating_points: thresholds chosen for an ordinary inbox (random pool + weighted active draws); "
+               "'estimate' picks them on the same out-of-fold scores, 'cross_validated' on the other folds only."],
+        operating_points=points, trade_off=trade_off, digest_threshold=digest_threshold,
     )
-    (out_dir / f"{version}.json").write_text(json.dumps(card.to_dict(), indent=2, default=_json_default) + "\n")
-    (out_dir / "CURRENT").write_text(version + "\n")
+    _write_card(out_dir, card)
+    from jeeves.registry import set_current
+
+    set_current(out_dir, version)
     logger.info("saved model %s (%s) to %s", version, result.best, out_dir)
     return card
 
 
-def train_corpus(corpus_dir: Path, out_dir: Path = SHIPPED_MODELS_DIR, *, low_weight: float = LOW_CONFIDENCE_WEIGHT,
-                 **kwargs) -> ModelCard:
-    """Train on a corpus directory; ``low``-confidence labels weigh ``low_weight``."""
-    from jeeves.corpus import load_corpus
+def _summary(estimate: dict[str, Any] | None) -> str:
+    if not estimate:
+        return "n/a"
+    return (f"texts {estimate['texted']:.1%} of mail, precision {estimate['precision']:.2f}, clear requests texted "
+            f"{estimate['recall_high']:.2f}, plainly wrong {estimate['wrong']:.0%} of texts; digest "
+            f"{estimate['digest']:.1%} of mail, texts + digest reach {estimate['recall_high_with_digest']:.2f}")
 
-    corpus = load_corpus(corpus_dir)
+
+def _write_card(out_dir: Path, card: ModelCard) -> None:
+    """Write the card atomically (a reader never sees half a card)."""
+    path = Path(out_dir) / f"{card.version}.json"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(card.to_dict(), indent=2, default=_json_default) + "\n")
+    tmp.replace(path)
+
+
+def train_corpus(corpus_dir, out_dir: Path = SHIPPED_MODELS_DIR, *, low_weight: float = LOW_CONFIDENCE_WEIGHT,
+                 **kwargs) -> ModelCard:
+    """Train on one or several corpus directories; ``low``-confidence labels weigh ``low_weight``."""
+    from jeeves.corpus import load_corpora
+
+    corpus = load_corpora(corpus_dir)
     weight = np.array([low_weight if c == "low" else 1.0 for c in corpus.confidence])
     subsets = {"high": [c == "high" for c in corpus.confidence], "random": [p == "random" for p in corpus.pool]}
-    card = train(corpus.documents, corpus.labels, corpus.groups, out_dir=out_dir, sample_weight=weight,
-                 subsets=subsets, sample_weighting=f"low-confidence labels weigh {low_weight:g}", **kwargs)
-    card.data_hash = corpus.data_hash or card.data_hash
-    card_path = Path(out_dir) / f"{card.version}.json"
-    card_path.write_text(json.dumps(card.to_dict(), indent=2, default=_json_default) + "\n")
-    return card
+    if any(p == "active" for p in corpus.pool):
+        subsets["active"] = [p == "active" for p in corpus.pool]
+    return train(corpus.documents, corpus.labels, corpus.groups, out_dir=out_dir, sample_weight=weight,
+                 subsets=subsets, sample_weighting=f"low-confidence labels weigh {low_weight:g}",
+                 confidence=corpus.confidence, inbox_samples=corpus.inbox_samples(),
+                 data_hash=corpus.data_hash, **kwargs)
 
 
 def _json_default(value):
@@ -408,13 +459,27 @@ def _linear_weights(clf) -> np.ndarray | None:
 
 
 class ServingModel:
-    """A loaded, verified model: scores documents, decides, explains."""
+    """A loaded, verified model: scores documents, decides (text, digest or nothing), explains.
 
-    def __init__(self, pipeline: Pipeline, card: dict[str, Any]):
+    ``trade_off`` picks one of the card's operating points (``jeeves.inbox.TRADE_OFFS``); a card
+    without them (older models) has one threshold and no digest.
+    """
+
+    def __init__(self, pipeline: Pipeline, card: dict[str, Any], trade_off: str | None = None):
         self.pipeline = pipeline
         self.card = card
         self.version: str = card["version"]
-        self.threshold: float = float(card["threshold"])
+        points = card.get("operating_points") or {}
+        if trade_off and points and trade_off not in points:
+            raise ModelError(f"model {self.version} has no trade-off {trade_off!r} (it has: {', '.join(points)})")
+        self.trade_off: str | None = trade_off if points and trade_off else card.get("trade_off")
+        point = points.get(self.trade_off) if self.trade_off else None
+        if point:
+            self.threshold: float = float(point["text_threshold"])
+            self.digest_threshold: float | None = float(point["digest_threshold"])
+        else:
+            self.threshold = float(card["threshold"])
+            self.digest_threshold = None
         self.unsure_band: tuple[float, float] = tuple(card.get("unsure_band", (self.threshold, self.threshold)))
         self._names: np.ndarray | None = None
 
@@ -432,11 +497,15 @@ class ServingModel:
             return clf.predict_proba(sp.hstack(parts, format="csr"))[:, 1]
 
     def decide(self, scores) -> np.ndarray:
+        """Which scores are sure enough for a text."""
         return np.asarray(scores) >= self.threshold
 
-    def is_unsure(self, scores) -> np.ndarray:
+    def for_digest(self, scores) -> np.ndarray:
+        """Which scores are unsure: below the text threshold, at or above the digest's."""
         scores = np.asarray(scores)
-        return (scores >= self.unsure_band[0]) & (scores <= self.unsure_band[1])
+        if self.digest_threshold is None:
+            return np.zeros(scores.shape, dtype=bool)
+        return (scores >= self.digest_threshold) & (scores < self.threshold)
 
     def feature_names(self) -> np.ndarray:
         if self._names is None:
@@ -474,7 +543,8 @@ def resolve_model_path(path: Path | None = None, models_dir: Path = SHIPPED_MODE
     return target
 
 
-def load_model(path: Path | None = None, models_dir: Path = SHIPPED_MODELS_DIR) -> ServingModel:
+def load_model(path: Path | None = None, models_dir: Path = SHIPPED_MODELS_DIR, *,
+               trade_off: str | None = None) -> ServingModel:
     """Load a model only after its card vouches for it (hash and scikit-learn version).
 
     The checks run *before* unpickling, because a joblib file is code: a tampered or foreign
@@ -501,7 +571,7 @@ def load_model(path: Path | None = None, models_dir: Path = SHIPPED_MODELS_DIR) 
         pipeline = joblib.load(model_path)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is the same story for the user
         raise ModelError(f"cannot load {model_path}: {type(exc).__name__}: {exc}; retrain with `jeeves train`") from exc
-    model = ServingModel(pipeline, card)
+    model = ServingModel(pipeline, card, trade_off)
     try:
         # A pickle holds objects, not code: a model built with other feature code can unpickle
         # and then fail on the first message. Fail here, at load, with the remedy instead.
