@@ -1,8 +1,9 @@
 """Score stored messages that have no prediction yet with the serving model.
 
-Each batch's predictions and the outbox rows of its texted positives are written in one
-transaction (``Store.record_predictions``), so a crash leaves a message either unclassified
-(it is scored again next pass) or classified with its alert queued — never in between.
+Each batch's predictions, the outbox rows of its texted positives and the digest entries of its
+unsure messages are written in one transaction (``Store.record_predictions``), so a crash
+leaves a message either unclassified (it is scored again next pass) or classified with its
+alert or digest entry queued — never in between.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 
 
 class ScoringModel(Protocol):
+    """What classification needs of a model. ``for_digest`` is optional: without it, no digest."""
+
     version: str
     threshold: float
 
@@ -33,6 +36,7 @@ class ClassifyReport:
     classified: int = 0
     positives: int = 0
     queued: int = 0  # outbox rows created (texted positives not seen before)
+    unsure: int = 0  # scored for the digest rather than a text
     model_version: str = ""
     outbox_ids: list[int] = field(default_factory=list)
 
@@ -48,19 +52,23 @@ def classify_pending(store: Store, model: ScoringModel, *, batch_size: int = 256
         pks = [pk for pk, _ in pending]
         scores = np.asarray(model.score([doc for _, doc in pending]), dtype=float)
         decisions = np.asarray(model.decide(scores), dtype=bool)
+        for_digest = getattr(model, "for_digest", None)
+        unsure = np.asarray(for_digest(scores), dtype=bool) if for_digest else np.zeros(len(pks), dtype=bool)
         created = store.record_predictions(
             model.version,
-            [PredictionInput(pk, float(s), float(model.threshold), bool(d)) for pk, s, d in zip(pks, scores, decisions)],
+            [PredictionInput(pk, float(s), float(model.threshold), bool(d), bool(u))
+             for pk, s, d, u in zip(pks, scores, decisions, unsure)],
         )
         report.classified += len(pks)
         report.positives += int(decisions.sum())
+        report.unsure += int((unsure & ~decisions).sum())
         report.queued += len(created)
         report.outbox_ids.extend(created)
         if len(pending) < size:
             break
     if report.classified:
         log.info(
-            "classified %d messages: %d positive, %d alerts queued (model %s)",
-            report.classified, report.positives, report.queued, model.version,
+            "classified %d messages: %d positive, %d alerts queued, %d for the digest (model %s)",
+            report.classified, report.positives, report.queued, report.unsure, model.version,
         )
     return report

@@ -16,7 +16,8 @@ from jeeves.logs import configure_logging
 
 log = logging.getLogger("jeeves")
 
-DEFAULT_CORPUS = SHIPPED_DATA_DIR / "enron-meetings"
+#: Default labels for train/evaluate/retrain (jeeves.corpus.DEFAULT_CORPORA, named here to keep imports light).
+DEFAULT_CORPORA = tuple(SHIPPED_DATA_DIR / name for name in ("enron-meetings", "enron-active", "enron-active2"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,13 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notify", action="store_true", help="text positives found in it too")
 
     p = sub.add_parser("train", help="fit and compare models; persist the winner")
-    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="labelled corpus dir (messages.mbox + labels.csv)")
+    p.add_argument("--corpus", type=Path, action="append", help="labelled corpus dir (messages.mbox + labels.csv); "
+                   "repeat for several (default: the shipped corpus and its two active-learning draws)")
     p.add_argument("--out", type=Path, help="models directory (default: model.dir from config)")
     p.add_argument("--target-recall", type=float, help="recall the threshold must reach (default: config)")
     p.add_argument("--quick", action="store_true", help="a small grid, for a fast check")
 
-    p = sub.add_parser("evaluate", help="score a model on a labelled corpus")
-    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    p = sub.add_parser("evaluate", help="score a model on a labelled corpus, and what an ordinary inbox would get")
+    p.add_argument("--corpus", type=Path, action="append", help="labelled corpus dir; repeat for several "
+                   "(default: the shipped corpora)")
     p.add_argument("--model", type=Path, help="model file or directory (default: the serving model)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", type=Path, help="write plots and report.md here")
@@ -67,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--use", metavar="VERSION", help="serve this model from now on")
 
     p = sub.add_parser("retrain", help="train a challenger on all labels; promote it if no worse than the serving model")
-    p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    p.add_argument("--corpus", type=Path, action="append", help="labelled corpus dir; repeat for several "
+                   "(default: the shipped corpora)")
     p.add_argument("--quick", action="store_true", help="a small grid, for a fast check")
 
     sub.add_parser("health", help="exit 0 when the database and model are usable, 1 otherwise")
@@ -100,7 +104,8 @@ def cmd_run(settings, args) -> int:
         n = report.notify
         print(
             f"stored {report.stored} new, classified {report.classify.classified} "
-            f"({report.classify.positives} positive, {report.classify.queued} alerts queued); "
+            f"({report.classify.positives} positive, {report.classify.queued} alerts queued, "
+            f"{report.classify.unsure} for the digest); "
             f"sent {getattr(n, 'sent', 0)}, held {getattr(n, 'held', 0)}, suppressed {getattr(n, 'suppressed', 0)}, "
             f"failed {getattr(n, 'failed', 0)}",
             file=sys.stderr,
@@ -122,7 +127,7 @@ def cmd_train(settings, args) -> int:
 
     out = args.out or settings.model.dir
     card = train_corpus(
-        args.corpus, out, target_recall=args.target_recall or settings.model.target_recall, progress=True, quick=args.quick
+        args.corpus or DEFAULT_CORPORA, out, target_recall=args.target_recall or settings.model.target_recall, progress=True, quick=args.quick
     )
     version = card["version"] if isinstance(card, dict) else getattr(card, "version", card)
     print(f"model {version} saved in {out} and made current")
@@ -133,8 +138,9 @@ def cmd_evaluate(settings, args) -> int:
     from jeeves.evaluation import evaluate_corpus
     from jeeves.training import load_model
 
-    model = load_model(args.model, models_dir=settings.model.dir) if args.model else _app(settings).model
-    report = evaluate_corpus(model, args.corpus, out_dir=args.out)
+    model = (load_model(args.model, models_dir=settings.model.dir, trade_off=settings.notify.trade_off) if args.model
+             else _app(settings).model)
+    report = evaluate_corpus(model, args.corpus or DEFAULT_CORPORA, out_dir=args.out)
     if args.json:
         print(json.dumps(report.as_dict(), default=float))
     else:
@@ -182,7 +188,8 @@ def cmd_status(settings, args) -> int:
         return 0
     model = status["model"]
     print(f"database   {status['database']}")
-    print(f"model      {model.get('version') or model.get('error')}" + (f" (threshold {model['threshold']:.3f})" if "threshold" in model else ""))
+    print(f"model      {model.get('version') or model.get('error')}" + (f" (threshold {model['threshold']:.3f})" if "threshold" in model else "")
+          + (f", trade-off {model['trade_off']}" if model.get("trade_off") else ""))
     print(f"messages   {status['messages']} stored, {status['predictions']} classified, {status['positives']} positive, {status['labelled']} labelled")
     live = status["live_quality"]
     offline = model.get("offline_precision")
@@ -191,6 +198,7 @@ def cmd_status(settings, args) -> int:
           + (f"; offline estimate {offline:.2f})" if offline is not None else ")"))
     outbox = ", ".join(f"{k} {v}" for k, v in sorted(status["outbox"].items())) or "empty"
     print(f"outbox     {outbox}")
+    print(f"digest     {status.get('digest_waiting', 0)} message(s) waiting for the next digest")
     for problem in status["outbox_problems"]:
         print(f"  alert for #{problem['message']} {problem['status']} after {problem['attempts']} attempt(s): "
               f"{problem['code'] or ''} {problem['reason'] or ''}".rstrip())
@@ -221,7 +229,7 @@ def cmd_models(settings, args) -> int:
 def cmd_retrain(settings, args) -> int:
     from jeeves.retrain import retrain_and_maybe_promote
 
-    result = retrain_and_maybe_promote(_app(settings), corpus_dir=args.corpus, quick=args.quick, progress=True)
+    result = retrain_and_maybe_promote(_app(settings), corpus_dir=args.corpus or DEFAULT_CORPORA, quick=args.quick, progress=True)
     champ = result.champion_scores
     print(f"challenger {result.challenger}: ROC AUC {result.challenger_scores['roc_auc']:.3f}, recall {result.challenger_scores['recall']:.3f}"
           f" on {result.n_eval} held-out labels ({result.n_user_labels} of all labels are yours)")

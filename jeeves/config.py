@@ -133,6 +133,28 @@ class NotifySettings(_Section):
     deny_senders: list[str] = Field(default_factory=list)
     #: Attempts for transient failures (429, 5xx, connection errors) before a row is failed.
     max_attempts: int = Field(6, ge=1)
+    #: How sure a message must be for a text: "fewer-texts", "balanced" or "fewer-misses". Each is
+    #: a threshold the model card chose for an ordinary inbox, with its estimated effect
+    #: (``jeeves evaluate`` and config/jeeves.example.toml show the figures).
+    trade_off: Literal["fewer-texts", "balanced", "fewer-misses"] = "balanced"
+    #: Local time (in ``timezone``) of the daily digest listing the messages Jeeves was unsure
+    #: about, at most one text a day; empty disables the digest (unsure mail is then not texted).
+    digest_time: str | None = "18:00"
+
+    @field_validator("digest_time")
+    @classmethod
+    def _digest_time_form(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        match = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
+        if not match:
+            raise ValueError("expected HH:MM, e.g. 18:00 (or empty to disable the digest)")
+        time(int(match.group(1)), int(match.group(2)))  # raises ValueError on 25:00
+        return value.strip()
+
+    @property
+    def digest_at(self) -> time | None:
+        return time.fromisoformat(self.digest_time.zfill(5)) if self.digest_time else None
 
     @field_validator("quiet_hours")
     @classmethod

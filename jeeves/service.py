@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,7 +74,8 @@ class Jeeves:
             if self._model is None or stamp != self._model_stamp:
                 from jeeves.training import load_model
 
-                model = load_model(self.settings.model.path, models_dir=self.settings.model.dir)
+                model = load_model(self.settings.model.path, models_dir=self.settings.model.dir,
+                                   trade_off=self.settings.notify.trade_off)
                 if self._model is not None and model.version != self._model.version:
                     log.info("serving model changed: %s -> %s", self._model.version, model.version)
                 self._model, self._model_stamp = model, stamp
@@ -146,7 +148,25 @@ class Jeeves:
     def classify(self) -> ClassifyReport:
         return classify_pending(self.store, self.model)
 
+    def queue_digest(self, now: datetime | None = None) -> int | None:
+        """Compose today's digest once its local time has come (a no-op otherwise, or when done)."""
+        from jeeves.notify.digest import allowed, compose_digest, due_date
+
+        notify = self.settings.notify
+        day = due_date(now or datetime.now(timezone.utc), notify.digest_at, notify.timezone)
+        if day is None:
+            return None
+        digest_id = self.store.queue_digest(
+            f"digest:{day.isoformat()}", compose_digest,
+            lambda line: allowed(line, notify.allow_senders, notify.deny_senders),
+        )
+        if digest_id is not None:
+            log.info("digest for %s queued", day.isoformat(), extra={"outbox_id": digest_id})
+        return digest_id
+
     def notify(self, *, dry_run: bool | None = None):
+        """Queue the day's digest when due, then send what is due."""
+        self.queue_digest()
         return self.outbox_sender(dry_run=dry_run).run_once()
 
     def run_once(self, *, dry_run: bool | None = None) -> PassReport:
@@ -200,7 +220,10 @@ class Jeeves:
 
         try:
             model = self.model
-            model_info = {"version": model.version, "threshold": model.threshold, "offline_precision": offline_precision(model.card)}
+            model_info = {"version": model.version, "threshold": model.threshold,
+                          "digest_threshold": getattr(model, "digest_threshold", None),
+                          "trade_off": getattr(model, "trade_off", None),
+                          "offline_precision": offline_precision(model.card, getattr(model, "trade_off", None))}
         except ModelError as exc:
             model_info = {"error": str(exc)}
         live = live_quality(store)
@@ -219,6 +242,7 @@ class Jeeves:
             "positives": counts.positives,
             "labelled": counts.labels,
             "outbox": counts.outbox,
+            "digest_waiting": store.digest_waiting(),
             "live_quality": {"days": live.days, "alerts": live.alerts, "judged": live.judged, "confirmed": live.confirmed,
                              "precision": live.precision},
             "accounts": [

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from jeeves.config import load_settings
 from jeeves.parsing import EmailDocument, parse_email
 from jeeves.service import Jeeves
-from jeeves.storage.schema import OutboxEntry, StoredMessage
+from jeeves.storage.schema import DigestEntry, OutboxEntry, StoredMessage
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = REPO / "config" / "demo.toml"
@@ -31,24 +31,30 @@ def _run_demo(data_dir: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def expected_alert_ids() -> set[str]:
-    """What the shipped model flags in the sample, scored directly (not through the pipeline).
-
-    One alert per logical email: Message-ID, else content hash.
-    """
+def expected_tiers() -> tuple[set[str], set[str]]:
+    """What the shipped model texts and what it leaves for the digest in the sample, scored
+    directly (not through the pipeline). One per logical email: Message-ID, else content hash."""
     settings = load_settings(DEMO_CONFIG, environ={})
     model = Jeeves(settings).model
     box = mailbox.mbox(SAMPLE / "sample.mbox", create=False)
     parsed = [parse_email(box.get_bytes(k)) for k in box.iterkeys()]
-    decisions = model.decide(model.score([EmailDocument.from_parsed(p) for p in parsed]))
-    return {p.message_id or p.content_hash for p, d in zip(parsed, decisions) if d}
+    scores = model.score([EmailDocument.from_parsed(p) for p in parsed])
+    keys = [p.message_id or p.content_hash for p in parsed]
+    texted = {k for k, d in zip(keys, model.decide(scores)) if d}
+    unsure = {k for k, d in zip(keys, model.for_digest(scores)) if d}
+    return texted, unsure
 
 
-def test_demo_prints_exactly_the_expected_alerts_once(tmp_path, expected_alert_ids):
+def test_demo_prints_exactly_the_expected_alerts_once(tmp_path, expected_tiers):
+    expected_alert_ids, expected_digest_ids = expected_tiers
     first = _run_demo(tmp_path)
     assert first.returncode == 0, first.stderr
     alerts = [line for line in first.stdout.splitlines() if line.startswith("[jeeves alert]")]
     assert len(alerts) == len(expected_alert_ids) > 0
+    # The unsure ones are not texted one by one: one digest lists them (the demo's digest time
+    # has passed), each by its id.
+    digests = [line for line in first.stdout.splitlines() if line.startswith("[jeeves digest]")]
+    assert len(digests) == (1 if expected_digest_ids else 0)
 
     settings = load_settings(DEMO_CONFIG, environ={"JEEVES_DATA_DIR": str(tmp_path)})
     app = Jeeves(settings)
@@ -63,16 +69,27 @@ def test_demo_prints_exactly_the_expected_alerts_once(tmp_path, expected_alert_i
         pks = s.scalars(select(OutboxEntry.message_pk)).all()
     assert all(any(f"#{pk}" in line for line in alerts) for pk in pks)
 
-    # The planted, human-labelled positives are found (the model trained on them; this guards
-    # the parse → store → classify plumbing, not the model's accuracy).
+    if digests:
+        with app.store.session() as s:
+            listed = s.execute(
+                select(StoredMessage.id, StoredMessage.dedupe_key)
+                .join(DigestEntry, DigestEntry.message_pk == StoredMessage.id)
+                .where(DigestEntry.outbox_id.is_not(None))
+            ).all()
+        assert listed and {key for _, key in listed} <= expected_digest_ids
+        assert all(f"#{pk} " in digests[0] for pk, _ in listed)
+
+    # The planted, human-labelled positives are found, texted or in the digest (the model trained
+    # on them; this guards the parse → store → classify plumbing, not the model's accuracy).
     planted = {r["message_id"] for r in csv.DictReader(open(SAMPLE / "planted.csv")) if r["label"] == "1"}
-    assert len(planted & expected_alert_ids) >= len(planted) - 1
+    assert len(planted & (expected_alert_ids | expected_digest_ids)) >= len(planted) - 1
 
     second = _run_demo(tmp_path)
     assert second.returncode == 0, second.stderr
-    assert "[jeeves alert]" not in second.stdout
+    assert "[jeeves alert]" not in second.stdout and "[jeeves digest]" not in second.stdout
     status = app.status()
-    assert status["messages"] == 300 and status["outbox"] == {"sent": len(expected_alert_ids)}
+    assert status["messages"] == 300
+    assert status["outbox"] == {"sent": len(expected_alert_ids) + len(digests)}
 
 
 def test_run_once_twice_in_process_stores_once_and_alerts_once(tmp_path, capsys):
@@ -81,6 +98,9 @@ def test_run_once_twice_in_process_stores_once_and_alerts_once(tmp_path, capsys)
     first = app.run_once()
     second = app.run_once()
     assert (first.stored, second.stored) == (300, 0)
-    assert first.notify.sent == first.classify.queued > 0
+    digest = 1 if first.classify.unsure else 0
+    assert first.notify.sent == first.classify.queued + digest and first.classify.queued > 0
     assert (second.classify.classified, second.notify.sent) == (0, 0)
-    assert capsys.readouterr().out.count("[jeeves alert]") == first.notify.sent
+    out = capsys.readouterr().out
+    assert out.count("[jeeves alert]") == first.classify.queued
+    assert out.count("[jeeves digest]") == digest

@@ -357,7 +357,8 @@ def test_answer_the_database_missed_is_recorded_next_pass_without_asking_twilio(
             outage["on"] = True  # the next write (recording the answer) fails
 
     store.session = flaky_session
-    sender = make_sender(store, notify_settings_for(twilio_server), clock, on_step=on_step)
+    # A generous HTTP timeout: on a loaded machine a 2 s one turns the send ambiguous, which is another test.
+    sender = make_sender(store, notify_settings_for(twilio_server, timeout=30), clock, on_step=on_step)
     with pytest.raises(StoreError):
         sender.run_once()
     assert [r.status for r in outbox_rows(store)] == ["sending"]

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TextIO
 
 from jeeves.notify.base import ReconcileUnavailable, SendResult
+from jeeves.notify.digest import DIGEST_HEAD
 
 
 class ConsoleNotifier:
@@ -30,7 +31,8 @@ class ConsoleNotifier:
     def send(self, to: str, body: str) -> SendResult:
         stream = self._stream or sys.stdout
         with self._lock:
-            stream.write(f"[jeeves alert] {body}\n")
+            kind = "digest" if body.startswith(DIGEST_HEAD) else "alert"
+            stream.write(f"[jeeves {kind}] {body}\n")
             stream.flush()
         return SendResult(provider_id=f"console-{uuid.uuid4().hex[:12]}", status="printed")
 

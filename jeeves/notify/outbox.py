@@ -201,8 +201,9 @@ class OutboxSender:
             row = s.scalars(query).first()
             if row is None:
                 return None
-            message = s.get(StoredMessage, row.message_pk)
-            candidate = Candidate(sender_address=message.sender_address if message else "", thread_key=row.thread_key or "")
+            message = s.get(StoredMessage, row.message_pk) if row.message_pk is not None else None
+            candidate = Candidate(sender_address=message.sender_address if message else "", thread_key=row.thread_key or "",
+                                  kind=row.kind or "alert")
             decision = decide(self.policy, candidate, self._history(s, row, now), now)
             body = row.body or compose(
                 message_pk=row.message_pk,

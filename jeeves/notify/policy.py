@@ -48,6 +48,9 @@ class Candidate:
 
     sender_address: str
     thread_key: str
+    #: ``alert`` (one message) or ``digest`` (the day's list: sender lists were applied to its
+    #: entries when it was composed, and it belongs to no conversation).
+    kind: str = "alert"
 
 
 @dataclass(frozen=True)
@@ -111,9 +114,10 @@ def quiet_until(now: datetime, window: tuple[time, time] | None, tz_name: str) -
 
 def decide(policy: Policy, candidate: Candidate, history: History, now: datetime) -> Decision:
     """What to do with a due row now. Order matters: refusals first, then delays, then dry run."""
-    if policy.deny_senders and sender_matches(candidate.sender_address, policy.deny_senders):
+    alert = candidate.kind == "alert"
+    if alert and policy.deny_senders and sender_matches(candidate.sender_address, policy.deny_senders):
         return Decision("suppress", "sender on deny list")
-    if policy.allow_senders and not sender_matches(candidate.sender_address, policy.allow_senders):
+    if alert and policy.allow_senders and not sender_matches(candidate.sender_address, policy.allow_senders):
         return Decision("suppress", "sender not on allow list")
     if (
         candidate.thread_key

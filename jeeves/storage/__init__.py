@@ -1,5 +1,5 @@
 """Storage: the schema (``schema``) and the operations the rest of Jeeves uses (``store``)."""
 
-from jeeves.storage.store import Counts, FolderState, NewMessage, PredictionInput, Store, StoredRef
+from jeeves.storage.store import Counts, DigestLine, FolderState, NewMessage, PredictionInput, Store, StoredRef
 
-__all__ = ["Counts", "FolderState", "NewMessage", "PredictionInput", "Store", "StoredRef"]
+__all__ = ["Counts", "DigestLine", "FolderState", "NewMessage", "PredictionInput", "Store", "StoredRef"]

@@ -5,7 +5,10 @@ Design rules that keep the "never lose, never repeat" promise:
 - ``message_locations`` records every (folder, UIDVALIDITY, UID) a message was seen at; a
   folder's sync state advances in the same transaction that stores its messages.
 - ``outbox`` has one row per logical email (``dedupe_key``: Message-ID, else content hash), so a
-  message seen in two folders or accounts is texted once.
+  message seen in two folders or accounts is texted once. A daily digest is an outbox row too
+  (``kind = 'digest'``, one per local date), so it gets the same exactly-once sending.
+- ``digest_entries`` has one row per logical email Jeeves was unsure about; it is listed in
+  the first digest composed after it (``outbox_id``), in the transaction that creates that digest.
 """
 
 from __future__ import annotations
@@ -156,6 +159,9 @@ class OutboxEntry(Base):
 
     status: pending → sending → sent | failed | in_doubt (→ reconciled to sent or pending)
     plus suppressed (policy said no: thread window, deny list, dry run).
+
+    ``kind`` is ``alert`` (one message, ``message_pk`` set) or ``digest`` (the day's list of
+    unsure messages, composed in advance into ``body``; ``message_pk`` is empty).
     """
 
     __tablename__ = "outbox"
@@ -163,7 +169,8 @@ class OutboxEntry(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(998), unique=True)
-    message_pk: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(10), default="alert", server_default="alert")
+    message_pk: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
     prediction_id: Mapped[int | None] = mapped_column(ForeignKey("predictions.id", ondelete="SET NULL"))
     #: The conversation the alert belongs to (``jeeves.storage.conversations``), for the thread window.
     thread_key: Mapped[str] = mapped_column(String(998), default="")
@@ -181,4 +188,19 @@ class OutboxEntry(Base):
     provider_status: Mapped[str | None] = mapped_column(String(50))
     error_code: Mapped[str | None] = mapped_column(String(50))
     error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DigestEntry(Base):
+    """A message Jeeves was unsure about: listed in the next daily digest instead of texted."""
+
+    __tablename__ = "digest_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The logical email (as ``outbox.dedupe_key``): one entry however many copies arrive.
+    dedupe_key: Mapped[str] = mapped_column(String(998), unique=True)
+    message_pk: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    prediction_id: Mapped[int | None] = mapped_column(ForeignKey("predictions.id", ondelete="SET NULL"))
+    #: The digest (an ``outbox`` row of kind ``digest``) that lists it; empty until then.
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import Engine, create_engine, event, func, select, text, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -27,6 +27,7 @@ from jeeves.parsing import EmailDocument, ParsedEmail
 from jeeves.storage.conversations import conversation_key, conversation_refs
 from jeeves.storage.schema import (
     Account,
+    DigestEntry,
     Folder,
     Label,
     MessageLocation,
@@ -86,7 +87,20 @@ class PredictionInput:
     message_pk: int
     score: float
     threshold: float
+    #: Sure enough for a text (an outbox row).
     decision: bool
+    #: Unsure: listed in the next daily digest instead (ignored when ``decision`` is set).
+    digest: bool = False
+
+
+@dataclass(frozen=True)
+class DigestLine:
+    """A message waiting for the daily digest, as the digest lists it."""
+
+    message_pk: int
+    sender: str
+    sender_address: str
+    subject: str
 
 
 @dataclass
@@ -486,7 +500,74 @@ class Store:
                     new_id = result.scalar()
                     if new_id is not None:
                         created.append(new_id)
+            unsure = [p.message_pk for p in predictions if p.digest and not p.decision]
+            if unsure:
+                rows = s.execute(
+                    select(StoredMessage.id, StoredMessage.dedupe_key, Prediction.id)
+                    .join(Prediction, (Prediction.message_pk == StoredMessage.id) & (Prediction.model_version == model_version))
+                    .where(StoredMessage.id.in_(unsure), StoredMessage.notify.is_(True))
+                    .where(~select(OutboxEntry.id).where(OutboxEntry.dedupe_key == StoredMessage.dedupe_key).exists())
+                    .order_by(StoredMessage.id)
+                ).all()
+                for message_pk, dedupe_key, prediction_id in rows:
+                    s.execute(
+                        self._insert(DigestEntry)
+                        .values(dedupe_key=dedupe_key, message_pk=message_pk, prediction_id=prediction_id,
+                                created_at=utcnow())
+                        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                    )
         return created
+
+    def queue_digest(
+        self,
+        key: str,
+        compose: Callable[[list[DigestLine]], tuple[str, list[DigestLine]]],
+        keep: Callable[[DigestLine], bool] = lambda line: True,
+    ) -> int | None:
+        """Create the digest ``key`` listing the waiting messages, in one transaction.
+
+        ``compose`` turns the waiting lines (oldest first) into the text and the lines it lists;
+        those entries are linked to the new outbox row (kind ``digest``), the rest wait for the
+        next digest. Lines ``keep`` refuses (sender lists) are closed without being listed.
+        Returns the outbox id, or None when the digest ``key`` exists or nothing waits.
+        """
+        with self.session() as s:
+            if s.scalar(select(OutboxEntry.id).where(OutboxEntry.dedupe_key == key)) is not None:
+                return None
+            rows = s.execute(
+                select(DigestEntry.id, StoredMessage.id, StoredMessage.sender, StoredMessage.sender_address,
+                       StoredMessage.subject)
+                .join(StoredMessage, StoredMessage.id == DigestEntry.message_pk)
+                .where(DigestEntry.outbox_id.is_(None))
+                .order_by(DigestEntry.id)
+            ).all()
+            waiting = [(row[0], DigestLine(row[1], row[2] or "", row[3] or "", row[4] or "")) for row in rows]
+            wanted = [line for _, line in waiting if keep(line)]
+            if not wanted:
+                return None
+            body, listed = compose(wanted)
+            new_id = s.execute(
+                self._insert(OutboxEntry)
+                .values(dedupe_key=key, kind="digest", message_pk=None, thread_key="", status="pending", body=body,
+                        created_at=utcnow())
+                .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                .returning(OutboxEntry.id)
+            ).scalar()
+            if new_id is None:
+                return None  # another daemon queued it first
+            done = {line.message_pk for line in listed}
+            close = [entry_id for entry_id, line in waiting if line.message_pk in done or not keep(line)]
+            s.execute(
+                update(DigestEntry)
+                .where(DigestEntry.id.in_(close), DigestEntry.outbox_id.is_(None))
+                .values(outbox_id=new_id)
+            )
+            return new_id
+
+    def digest_waiting(self) -> int:
+        """How many messages wait for the next digest."""
+        with self.session() as s:
+            return s.scalar(select(func.count()).select_from(DigestEntry).where(DigestEntry.outbox_id.is_(None))) or 0
 
     # --- labels -----------------------------------------------------------------------------
 
