@@ -38,7 +38,10 @@ def due_date(now: datetime, at: time | None, tz_name: str) -> date | None:
 
 
 def _item(line: DigestLine) -> str:
-    who = _fit(to_gsm7(sender_name(line.sender, line.sender_address)), 20)
+    who = sender_name(line.sender, line.sender_address)
+    if "@" in who:  # a bare address: its local part says who, in fewer characters
+        who = who.partition("@")[0]
+    who = _fit(to_gsm7(who), 20)
     subject = _fit(to_gsm7(" ".join((line.subject or "").split())) or "(no subject)", 34)
     return f"#{line.message_pk} {who}: {subject}"
 
