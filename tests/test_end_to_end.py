@@ -66,7 +66,7 @@ def test_demo_prints_exactly_the_expected_alerts_once(tmp_path, expected_tiers):
     assert {status for _, status in sent} == {"sent"}
     # Each alert names its message id, so the user can answer "jeeves label ID 0".
     with app.store.session() as s:
-        pks = s.scalars(select(OutboxEntry.message_pk)).all()
+        pks = s.scalars(select(OutboxEntry.message_pk).where(OutboxEntry.kind == "alert")).all()
     assert all(any(f"#{pk}" in line for line in alerts) for pk in pks)
 
     if digests:
