@@ -115,15 +115,24 @@ def _scores(model, data: LabelledSet) -> dict:
 
     scores = np.asarray(model.score(data.documents), dtype=float)
     return {
+        # Thresholds chosen for an ordinary inbox (jeeves.inbox), or only for recall on a corpus.
+        "inbox_thresholds": bool((getattr(model, "card", None) or {}).get("operating_points")),
         "roc_auc": float(roc_auc_score(data.labels, scores)),
         "recall": float(recall_score(data.labels, np.asarray(model.decide(scores), dtype=bool).astype(int), zero_division=0)),
     }
 
 
 def should_promote(challenger: dict, champion: dict | None) -> bool:
-    """At least as good on ROC AUC *and* on recall at the threshold; anything beats no model."""
+    """At least as good on ROC AUC *and* on recall at the threshold; anything beats no model.
+
+    A challenger whose threshold was only chosen for recall on a corpus (its labels held no
+    inbox sample) never replaces one chosen for an ordinary inbox: it would text a fifth of
+    all mail, and its higher recall is exactly that.
+    """
     if champion is None:
         return True
+    if champion.get("inbox_thresholds") and not challenger.get("inbox_thresholds"):
+        return False
     return challenger["roc_auc"] >= champion["roc_auc"] and challenger["recall"] >= champion["recall"]
 
 

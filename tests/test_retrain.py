@@ -23,6 +23,13 @@ def test_promotion_needs_roc_auc_and_recall_at_least_as_good():
     assert should_promote({"roc_auc": 0.5, "recall": 0.5}, None)
 
 
+def test_a_corpus_recall_threshold_never_replaces_an_inbox_one():
+    champion = {"roc_auc": 0.90, "recall": 0.60, "inbox_thresholds": True}
+    # Better on both counts, but its threshold was chosen for recall on an enriched corpus.
+    assert not should_promote({"roc_auc": 0.95, "recall": 0.95, "inbox_thresholds": False}, champion)
+    assert should_promote({"roc_auc": 0.95, "recall": 0.95, "inbox_thresholds": True}, champion)
+
+
 def test_evaluation_split_is_stable_and_about_a_fifth():
     groups = [f"thread {i}" for i in range(2000)]
     chosen = [g for g in groups if in_eval_split(g)]
