@@ -206,7 +206,7 @@ class Daemon:
         delay, down_since = 1.0, None
         while True:
             try:
-                self.app.store
+                self.app.open_store(retry_seconds=0)  # the waiting is done here, stoppably
             except DatabaseUnreachable as exc:
                 if down_since is None:
                     down_since = time.monotonic()

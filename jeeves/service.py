@@ -11,19 +11,20 @@ import logging
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jeeves.classify import ClassifyReport, classify_pending
 from jeeves.config import Settings
-from jeeves.errors import JeevesError, ModelError, SourceError, StoreError
+from jeeves.errors import DatabaseUnreachable, JeevesError, ModelError, SourceError, StoreError
 from jeeves.parsing import EmailDocument, parse_email
 from jeeves.sources import SyncReport
 from jeeves.sources.mailbox_file import MailboxFileSource
 from jeeves.storage import Store
 
 if TYPE_CHECKING:
+    from jeeves.classify import ClassifyReport
     from jeeves.training import ServingModel
 
 log = logging.getLogger(__name__)
@@ -60,9 +61,31 @@ class Jeeves:
 
     @property
     def store(self) -> Store:
+        """The store, opened (and migrated) on first use; see ``open_store`` for the waiting."""
         with self._lock:
             if self._store is None:
-                self._store = Store(self.settings.database_url)
+                self.open_store()
+            return self._store
+
+    def open_store(self, *, retry_seconds: float | None = None) -> Store:
+        """Open the database, retrying a server that cannot be reached for ``retry_seconds``
+        (default ``database.connect_retry_seconds``): a one-shot command started while
+        PostgreSQL restarts should wait a little rather than fail. Other errors fail at once."""
+        wait = self.settings.database.connect_retry_seconds if retry_seconds is None else retry_seconds
+        deadline = time.monotonic() + wait
+        delay = 0.5
+        with self._lock:
+            while self._store is None:
+                try:
+                    self._store = Store(self.settings.database_url)
+                except DatabaseUnreachable as exc:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise
+                    if delay == 0.5:
+                        log.warning("database unreachable, retrying for up to %.0f s: %s", left, exc)
+                    time.sleep(min(delay, left))
+                    delay = min(2 * delay, 5.0)
             return self._store
 
     @property
@@ -86,6 +109,14 @@ class Jeeves:
         except OSError:
             return None
         return (str(target), st.st_mtime_ns, st.st_size)
+
+    def model_card(self) -> dict:
+        """The serving model's card, once it vouches for the model file (sha256, scikit-learn
+        version); raises ``ModelError`` otherwise. Unpickles nothing and imports no scikit-learn,
+        so commands that only report on the model stay fast."""
+        from jeeves.registry import verify_model
+
+        return verify_model(self.settings.model.path, self.settings.model.dir)[1]
 
     @property
     def notifier(self) -> Any:
@@ -143,7 +174,9 @@ class Jeeves:
             log.info("synced %s: %d fetched, %d new", name, report.fetched, report.stored)
         return report
 
-    def classify(self) -> ClassifyReport:
+    def classify(self) -> "ClassifyReport":
+        from jeeves.classify import classify_pending  # numpy: only commands that score pay for it
+
         return classify_pending(self.store, self.model)
 
     def notify(self, *, dry_run: bool | None = None):
@@ -181,16 +214,21 @@ class Jeeves:
             return None, EmailDocument.from_parsed(parse_email(Path(ref).read_bytes()))
         message = self.store.get_message(ref)
         if message is None:
-            raise JeevesError(f"no stored message {ref!r} (give an id like 123, a Message-ID, or an .eml path)")
+            raise JeevesError(f"{self._not_found(ref)} (give an id like 123, a Message-ID, or an .eml path)")
         return message.id, EmailDocument.from_parsed(parse_email(message.raw))
 
     def label(self, ref: str, value: int, *, source: str = "cli") -> int:
         """Record a user's judgement on a stored message; the newest label wins."""
         message = self.store.get_message(ref)
         if message is None:
-            raise JeevesError(f"no stored message {ref!r}")
+            raise JeevesError(self._not_found(ref))
         self.store.add_label(message.id, value, source)
         return message.id
+
+    def _not_found(self, ref: str) -> str:
+        # Name the database searched (never its password) and where that choice came from: the
+        # usual cause is a command run without the --config the daemon or demo was started with.
+        return f"no stored message {ref!r} in {self.store.where} ({self.settings.config_origin})"
 
     def status(self) -> dict:
         """Accounts, counts, model version and outbox state, as plain data."""
@@ -199,8 +237,8 @@ class Jeeves:
         from jeeves.quality import live_quality, offline_precision
 
         try:
-            model = self.model
-            model_info = {"version": model.version, "threshold": model.threshold, "offline_precision": offline_precision(model.card)}
+            card = self.model_card()
+            model_info = {"version": card["version"], "threshold": float(card["threshold"]), "offline_precision": offline_precision(card)}
         except ModelError as exc:
             model_info = {"error": str(exc)}
         live = live_quality(store)
