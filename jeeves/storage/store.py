@@ -8,8 +8,10 @@ NOTHING``), so replaying any step after a crash is harmless.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+import re
 import os
 import threading
 from contextlib import contextmanager
@@ -155,7 +157,7 @@ class Store:
         self.engine: Engine = _make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._migrated = threading.Event()
-        if migrate:
+        if migrate and not self._schema_is_current():
             self.migrate()
 
     @property
@@ -190,6 +192,23 @@ class Store:
         cause = _cause(exc, self.url)
         kind = DatabaseUnreachable if any(needle in cause for needle in _UNREACHABLE) else StoreError
         return kind(f"{what} ({self.where}): {cause}")
+
+    def _schema_is_current(self) -> bool:
+        """Whether the database is already at the newest migration, asked without Alembic.
+
+        Importing Alembic and running ``upgrade`` costs about half a second, on every command;
+        one SELECT answers the usual case. Any doubt (no table, no answer) means "migrate",
+        which then reports a real problem with its own clear error.
+        """
+        head = head_revision()
+        if head is None:
+            return False
+        try:
+            with self.engine.connect() as connection:
+                current = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        except SQLAlchemyError:
+            return False
+        return current == [head]
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (idempotent, safe across processes)."""
@@ -600,6 +619,24 @@ def _safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001
         return "<database url>"
+
+
+@functools.lru_cache(maxsize=1)
+def head_revision() -> str | None:
+    """The newest migration's revision id, from the migration files' ``revision`` and
+    ``down_revision`` lines (the revision no other one revises); None when that is not one
+    clear answer. tests/test_storage.py checks it against Alembic's own."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        source = path.read_text()
+        found = re.search(r"^revision\s*=\s*['\"]([^'\"]+)['\"]", source, re.M)
+        if found is None:
+            return None
+        revisions.add(found.group(1))
+        revised.update(re.findall(r"['\"]([^'\"]+)['\"]", (re.search(r"^down_revision\s*=\s*(.*)$", source, re.M) or [None, ""])[1]))
+    heads = revisions - revised
+    return heads.pop() if len(heads) == 1 else None
 
 
 def _describe(url: str) -> str:
