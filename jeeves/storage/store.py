@@ -73,6 +73,7 @@ class FolderState:
     uidvalidity: int | None
     last_uid: int
     notify_after: datetime | None
+    notify_from_uid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -285,7 +286,7 @@ class Store:
             return s.scalar(select(Account.id).where(Account.name == name))
 
     def folder_state(self, account: str, folder: str, *, kind: str = "imap", notify_after: datetime | None = None) -> FolderState:
-        """The folder's sync state, created on first use with ``notify_after`` set."""
+        """The folder's sync state, created on first use (with ``notify_after`` when given)."""
         account_id = self.ensure_account(account, kind)
         with self.session() as s:
             s.execute(
@@ -294,12 +295,21 @@ class Store:
                 .on_conflict_do_nothing(index_elements=["account_id", "name"])
             )
             row = s.scalars(select(Folder).where(Folder.account_id == account_id, Folder.name == folder)).one()
-            return FolderState(row.id, account, folder, row.uidvalidity, row.last_uid, _aware(row.notify_after))
+            return FolderState(row.id, account, folder, row.uidvalidity, row.last_uid, _aware(row.notify_after), row.notify_from_uid)
+
+    def set_first_sight(self, state: FolderState, *, from_uid: int, after: datetime) -> FolderState:
+        """Record, once, where the folder's texted mail begins: at UID ``from_uid`` (the server's
+        UIDNEXT at first sight), and after INTERNALDATE ``after`` once UIDs are renumbered."""
+        with self.session() as s:
+            s.execute(update(Folder).where(Folder.id == state.id, Folder.notify_from_uid.is_(None), Folder.uidvalidity.is_(None))
+                      .values(notify_from_uid=from_uid, notify_after=after))
+            row = s.get(Folder, state.id)
+            return FolderState(row.id, state.account, state.name, row.uidvalidity, row.last_uid, _aware(row.notify_after), row.notify_from_uid)
 
     def reset_folder(self, folder_id: int, uidvalidity: int) -> None:
         """Adopt a new UIDVALIDITY: start the folder over; stored messages dedupe by content."""
         with self.session() as s:
-            s.execute(update(Folder).where(Folder.id == folder_id).values(uidvalidity=uidvalidity, last_uid=0))
+            s.execute(update(Folder).where(Folder.id == folder_id).values(uidvalidity=uidvalidity, last_uid=0, notify_from_uid=None))
 
     def content_hash_at(self, folder_id: int, uidvalidity: int, uid: int) -> str | None:
         """Content hash of the message stored at a folder position, to detect rewritten files."""
