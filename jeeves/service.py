@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Messages classified per step of a pass, each step's alerts sent before the next (about a
+#: tenth of a second of scoring, so even a short-lived process commits progress).
+CLASSIFY_STEP = 64
+
 
 @dataclass
 class PassReport:
@@ -182,13 +186,42 @@ class Jeeves:
     def notify(self, *, dry_run: bool | None = None):
         return self.outbox_sender(dry_run=dry_run).run_once()
 
+    def classify_and_notify(self, *, dry_run: bool | None = None, stop: threading.Event | None = None):
+        """Classify what is stored in steps of ``CLASSIFY_STEP`` messages, sending each step's
+        alerts before the next: (ClassifyReport, SendSummary).
+
+        Every step is committed on its own, so a process that keeps being killed after a few
+        seconds still moves a backlog forward and texts as it goes, instead of classifying the
+        same messages again each life and sending only once all are done. ``stop`` ends the
+        pass after the current step.
+        """
+        from jeeves.classify import ClassifyReport, classify_pending
+
+        total = ClassifyReport(model_version="")
+        sent = None
+        while True:
+            model = self.model
+            step = classify_pending(self.store, model, batch_size=CLASSIFY_STEP, limit=CLASSIFY_STEP, log_summary=False)
+            total.model_version = model.version
+            total.classified += step.classified
+            total.positives += step.positives
+            total.queued += step.queued
+            total.outbox_ids.extend(step.outbox_ids)
+            summary = self.notify(dry_run=dry_run)
+            sent = summary if sent is None else sent + summary
+            if step.classified < CLASSIFY_STEP or (stop is not None and stop.is_set()):
+                break
+        if total.classified:
+            log.info("classified %d messages: %d positive, %d alerts queued (model %s)",
+                     total.classified, total.positives, total.queued, total.model_version)
+        return total, sent
+
     def run_once(self, *, dry_run: bool | None = None) -> PassReport:
         """One full pass. Database errors propagate (the caller retries the pass later)."""
         report = PassReport()
         report.syncs = self.ingest()
         report.errors.extend(e for s in report.syncs for e in s.errors)
-        report.classify = self.classify()
-        report.notify = self.notify(dry_run=dry_run)
+        report.classify, report.notify = self.classify_and_notify(dry_run=dry_run)
         return report
 
     # --- single operations used by the CLI ----------------------------------------------
