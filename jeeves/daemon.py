@@ -90,7 +90,11 @@ class Daemon:
             try:
                 self.app.classify_and_notify(dry_run=self.dry_run or None, stop=self.stop_event)
             except ModelError as exc:
-                # The card vouched for the file, yet it does not load or run: retrying will not help.
+                if self.app.model_loaded:  # a newly promoted model is broken: keep watching mail
+                    log.error("the promoted model cannot be used: %s; classification waits for a usable one", exc)
+                    return
+                # The card vouched for the file, yet it does not load or run: retrying will not
+                # help, and a daemon that can classify nothing should not look healthy.
                 log.error("the model cannot be used: %s; stopping", exc)
                 self.exit_code = 2
                 self.stop()
@@ -237,7 +241,7 @@ class Daemon:
         return self.exit_code
 
     def _what_it_watches(self) -> str:
-        parts = [f"account {a.name} ({a.username}@{a.host}: {', '.join(a.folders)})" for a in self.settings.accounts]
+        parts = [f"account {a.name} ({a.host}: {', '.join(a.folders)})" for a in self.settings.accounts]
         parts += [f"mail file {box.path}" for box in self.settings.mailboxes]
         notify = self.settings.notify
         channel = notify.channel

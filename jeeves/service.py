@@ -106,6 +106,11 @@ class Jeeves:
                 self._model, self._model_stamp = model, stamp
             return self._model
 
+    @property
+    def model_loaded(self) -> bool:
+        """Whether a model has been loaded (and served) by this process."""
+        return self._model is not None
+
     def _model_stamp_now(self) -> tuple | None:
         target = self.settings.model.path or (self.settings.model.dir / "CURRENT")
         try:
