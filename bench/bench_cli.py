@@ -4,7 +4,9 @@ Each command runs as a fresh process against a demo-like setup (the sample mailb
 classified in SQLite, the shipped model, console alerts, log level WARNING); wall time is
 measured from the process start to its exit. The daemon's figure is the time from start to its
 "jeeves running" line. References in the same run: the bare interpreter (`python -c pass`), and
-loading the serving model in a fresh process (what `status` and `health` used to pay).
+loading the serving model in a fresh process (what `status` and `health` used to pay). CPU
+seconds (user + system, median) are printed too: on a shared machine they say what a command
+costs when it has a core to itself.
 
     .venv/bin/python bench/bench_cli.py [--runs 5]
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -28,13 +31,17 @@ PY = sys.executable
 TARGET_SECONDS = 1.5
 
 
-def timed(argv: list[str], env: dict) -> float:
+def timed(argv: list[str], env: dict) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run. CPU time (user + system) moves far less than wall
+    time with the machine's load, so it shows what the command costs on an idle machine."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(argv, env=env, cwd=REPO, capture_output=True)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.decode()[-500:]}")
-    return elapsed
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def daemon_until_running(config: Path, env: dict, timeout: float = 120.0) -> float:
@@ -86,11 +93,13 @@ def main() -> int:
         targets = {"jeeves --version", "jeeves status", "jeeves health", "jeeves label 1 0"}
         print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} cores; "
               f"{args.runs} runs each")
-        print(f"{'command':46} {'median s':>9} {'max s':>7}  verdict")
+        print(f"{'command':46} {'median s':>9} {'max s':>7} {'CPU s':>6}  verdict (median wall)")
         for name, argv in cases:
-            times = [timed(argv, env) for _ in range(args.runs)]
+            runs = [timed(argv, env) for _ in range(args.runs)]
+            times = [wall for wall, _ in runs]
+            cpu = statistics.median(c for _, c in runs)
             verdict = ("ok" if statistics.median(times) < TARGET_SECONDS else "OVER") + f" (< {TARGET_SECONDS} s)" if name in targets else ""
-            print(f"{name:46} {statistics.median(times):9.2f} {max(times):7.2f}  {verdict}")
+            print(f"{name:46} {statistics.median(times):9.2f} {max(times):7.2f} {cpu:6.2f}  {verdict}")
         times = [daemon_until_running(config, env) for _ in range(max(1, args.runs // 2))]
         print(f"{'jeeves run: start to its running line':46} {statistics.median(times):9.2f} {max(times):7.2f}")
         print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
