@@ -7,7 +7,7 @@ committed: messages classified and alerts sent. Jeeves classifies in steps of
 reference, in the same run and on the same backlog, is the previous pipeline (classify the whole
 backlog, committing per 256, then send), patched in for the reference daemon only.
 
-    .venv/bin/python bench/bench_crash_loop.py [--messages 2000] [--life 10] [--lives 6]
+    .venv/bin/python bench/bench_crash_loop.py [--messages 1500] [--life 30] [--lives 4]
 
 A life shorter than the daemon's start plus the model load (4-20 s on a busy 2-core box) can
 make no progress with either pipeline; LIFE is measured from the process start.
@@ -75,9 +75,9 @@ def run_variant(name: str, program: str, backlog: Path, args) -> list[tuple[int,
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=2000)
-    parser.add_argument("--life", type=float, default=10.0)
-    parser.add_argument("--lives", type=int, default=6)
+    parser.add_argument("--messages", type=int, default=1500)
+    parser.add_argument("--life", type=float, default=30.0)
+    parser.add_argument("--lives", type=int, default=4)
     args = parser.parse_args()
     from jeeves.service import CLASSIFY_STEP
 
