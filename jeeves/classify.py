@@ -41,8 +41,12 @@ class ClassifyReport:
     outbox_ids: list[int] = field(default_factory=list)
 
 
-def classify_pending(store: Store, model: ScoringModel, *, batch_size: int = 256, limit: int | None = None) -> ClassifyReport:
-    """Classify every stored message without a prediction (up to ``limit``)."""
+def classify_pending(store: Store, model: ScoringModel, *, batch_size: int = 256, limit: int | None = None,
+                     log_summary: bool = True) -> ClassifyReport:
+    """Classify every stored message without a prediction (up to ``limit``).
+
+    ``log_summary=False`` leaves the one-line summary to a caller that classifies in steps.
+    """
     report = ClassifyReport(model_version=model.version)
     while limit is None or report.classified < limit:
         size = batch_size if limit is None else min(batch_size, limit - report.classified)
@@ -66,7 +70,7 @@ def classify_pending(store: Store, model: ScoringModel, *, batch_size: int = 256
         report.outbox_ids.extend(created)
         if len(pending) < size:
             break
-    if report.classified:
+    if report.classified and log_summary:
         log.info(
             "classified %d messages: %d positive, %d alerts queued, %d for the digest (model %s)",
             report.classified, report.positives, report.queued, report.unsure, model.version,

@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Sequence
 
 from jeeves import __version__
-from jeeves.config import SHIPPED_DATA_DIR, load_settings
 from jeeves.errors import JeevesError
-from jeeves.logs import configure_logging
 
 log = logging.getLogger("jeeves")
 
-#: Default labels for train/evaluate/retrain (jeeves.corpus.DEFAULT_CORPORA, named here to keep imports light).
-DEFAULT_CORPORA = tuple(SHIPPED_DATA_DIR / name for name in ("enron-meetings", "enron-active", "enron-active2"))
+#: Default labels for train/evaluate/retrain (``jeeves.corpus.DEFAULT_CORPORA``), spelled out here so
+#: that ``--version`` and ``--help`` answer without importing the settings machinery (pydantic).
+DEFAULT_CORPORA = tuple(Path(__file__).resolve().parent.parent / "data" / name
+                        for name in ("enron-meetings", "enron-active", "enron-active2"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from jeeves.config import load_settings
+    from jeeves.logs import configure_logging
+
     try:
         settings = load_settings(args.config)
         configure_logging("DEBUG" if args.verbose else settings.daemon.log_level, args.log_format or settings.daemon.log_format)
@@ -102,12 +105,15 @@ def cmd_run(settings, args) -> int:
         app = _app(settings)
         report = app.run_once(dry_run=args.dry_run or None)
         n = report.notify
+        for outbox_id, body in getattr(n, "previews", []):
+            print(f"[dry run, not sent] {body}")
         print(
             f"stored {report.stored} new, classified {report.classify.classified} "
             f"({report.classify.positives} positive, {report.classify.queued} alerts queued, "
             f"{report.classify.unsure} for the digest); "
             f"sent {getattr(n, 'sent', 0)}, held {getattr(n, 'held', 0)}, suppressed {getattr(n, 'suppressed', 0)}, "
-            f"failed {getattr(n, 'failed', 0)}",
+            f"failed {getattr(n, 'failed', 0)}"
+            + (f"; dry run: {n.dry_run} would be sent, all left for a real run" if getattr(n, "dry_run", 0) else ""),
             file=sys.stderr,
         )
         return 1 if report.errors else 0
@@ -240,10 +246,12 @@ def cmd_retrain(settings, args) -> int:
 
 
 def cmd_health(settings, args) -> int:
+    # The model is checked against its card (file present, sha256, scikit-learn version) but not
+    # unpickled: that takes seconds, and the daemon's start and ``jeeves classify`` do it anyway.
     try:
         app = _app(settings)
         app.store.counts()
-        app.model
+        app.model_card()
     except JeevesError as exc:
         print(f"unhealthy: {exc}", file=sys.stderr)
         return 1

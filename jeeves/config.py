@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import tomllib
 from datetime import time
 from pathlib import Path
 from typing import Any, Literal, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from jeeves.errors import ConfigError
@@ -28,6 +30,10 @@ SHIPPED_MODELS_DIR = PROJECT_ROOT / "models"
 SHIPPED_DATA_DIR = PROJECT_ROOT / "data"
 
 
+#: An E.164 phone number: '+', a country code not starting with 0, at most 15 digits in all.
+E164 = re.compile(r"\+[1-9]\d{6,14}")
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
@@ -35,8 +41,10 @@ class _Section(BaseModel):
 class DatabaseSettings(_Section):
     #: SQLAlchemy URL. Empty means an SQLite file in the data directory.
     url: str = ""
-    #: Seconds to keep retrying when the database is unreachable before giving up a pass.
-    connect_retry_seconds: float = 30.0
+    #: Seconds a one-shot command (``run --once``, ``status``, ``label`` …) keeps retrying a
+    #: database server it cannot reach before failing; 0 fails at once. The daemon waits for it
+    #: as long as it takes.
+    connect_retry_seconds: float = Field(30.0, ge=0)
 
 
 class ModelSettings(_Section):
@@ -58,7 +66,8 @@ class AccountSettings(_Section):
     ca_file: Path | None = None
     username: str
     password: SecretStr | None = None
-    #: Environment variable holding the password; defaults to JEEVES_<NAME>_PASSWORD.
+    #: Environment variable holding the password; defaults to JEEVES_<NAME>_PASSWORD, with the
+    #: name upper-cased and '-' and '.' written as '_' (account "my-work": JEEVES_MY_WORK_PASSWORD).
     password_env: str | None = None
     auth: Literal["password", "xoauth2", "oauthbearer"] = "password"
     #: Environment variable holding an OAuth2 access token.
@@ -108,6 +117,11 @@ class AccountSettings(_Section):
     def effective_port(self) -> int:
         return self.port or (993 if self.tls == "implicit" else 143)
 
+    @property
+    def password_variable(self) -> str:
+        """The environment variable the password is read from."""
+        return self.password_env or "JEEVES_" + re.sub(r"[-.]", "_", self.name.upper()) + "_PASSWORD"
+
 
 class MailboxSettings(_Section):
     """A local mbox file or maildir directory read as a mail source."""
@@ -120,15 +134,18 @@ class MailboxSettings(_Section):
 class NotifySettings(_Section):
     #: "auto" picks Twilio when its credentials are set and the console otherwise.
     channel: Literal["auto", "console", "twilio"] = "auto"
-    #: Phone number (E.164) that receives the alerts.
+    #: Phone number that receives the alerts, in E.164 form ("+15551234567"); spaces, dots,
+    #: dashes and parentheses are dropped ("+1 (555) 123-4567" is the same number).
     to: str | None = None
     dry_run: bool = False
     #: Local-time window when texts are held, e.g. "22:00-07:00"; empty disables it.
     quiet_hours: str | None = None
+    #: IANA time zone of quiet_hours, e.g. "Europe/London".
     timezone: str = "UTC"
-    #: At most one text per conversation thread within this many hours.
+    #: At most one text per conversation thread within this many hours; 0 disables the rule.
     thread_window_hours: float = Field(24.0, ge=0)
-    max_per_hour: int = Field(10, ge=1)
+    #: At most this many texts in any hour (the rest wait, never dropped); 0 disables the cap.
+    max_per_hour: int = Field(10, ge=0)
     allow_senders: list[str] = Field(default_factory=list)
     deny_senders: list[str] = Field(default_factory=list)
     #: Attempts for transient failures (429, 5xx, connection errors) before a row is failed.
@@ -155,6 +172,25 @@ class NotifySettings(_Section):
     @property
     def digest_at(self) -> time | None:
         return time.fromisoformat(self.digest_time.zfill(5)) if self.digest_time else None
+
+    @field_validator("to")
+    @classmethod
+    def _to_is_e164(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        number = re.sub(r"[\s().-]", "", value)
+        if not E164.fullmatch(number):
+            raise ValueError(f"{value!r} is not a phone number in E.164 form: '+', country code, number, e.g. +15551234567")
+        return number
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone_is_known(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/London or America/New_York") from None
+        return value
 
     @field_validator("quiet_hours")
     @classmethod
@@ -219,6 +255,25 @@ class Settings(BaseSettings):
     notify: NotifySettings = Field(default_factory=NotifySettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    #: The file these settings were read from (None: defaults and environment only), and
+    #: whether it was named by $JEEVES_CONFIG, so that hints can spell a command that works.
+    _config_file: Path | None = PrivateAttr(default=None)
+    _config_from_env: bool = PrivateAttr(default=False)
+
+    @property
+    def cli_command(self) -> str:
+        """How to run ``jeeves`` against these same settings from a shell: with ``--config``
+        when they came from a file named on the command line, plain ``jeeves`` otherwise."""
+        if self._config_file is None or self._config_from_env:
+            return "jeeves"
+        return f"jeeves -c {shlex.quote(str(self._config_file))}"
+
+    @property
+    def config_origin(self) -> str:
+        """Where the settings came from, for error messages."""
+        if self._config_file is None:
+            return "no config file (defaults and environment; give --config or set JEEVES_CONFIG)"
+        return f"config {self._config_file}"
 
     @classmethod
     def settings_customise_sources(
@@ -250,10 +305,14 @@ def _format_validation_error(error: ValidationError, origin: str) -> str:
     for item in error.errors():
         where = ".".join(str(part) for part in item["loc"]) or "(top level)"
         message = item["msg"]
+        if item["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown setting (check the spelling against config/jeeves.example.toml)"
         lines.append(f"{where}: {message}")
-    return f"invalid configuration in {origin}: " + "; ".join(lines)
+    if len(lines) == 1:
+        return f"invalid configuration in {origin}: {lines[0]}"
+    return f"invalid configuration in {origin} ({len(lines)} errors):\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -264,6 +323,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, environ: Mapping[s
     ``TWILIO_ACCOUNT_SID`` / ``TWILIO_AUTH_TOKEN`` are resolved here, once.
     """
     env = os.environ if environ is None else environ
+    from_env = not path and bool(env.get("JEEVES_CONFIG"))
     path = path or env.get("JEEVES_CONFIG") or None
     data: dict[str, Any] = {}
     origin = "the environment"
@@ -286,6 +346,9 @@ def load_settings(path: str | os.PathLike[str] | None = None, environ: Mapping[s
                 settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, origin)) from None
+    if path:
+        settings._config_file = Path(path).expanduser().absolute()
+        settings._config_from_env = from_env
     _resolve_secrets(settings, env)
     return settings
 
@@ -330,13 +393,11 @@ class _patched_environ:
 
 def _resolve_secrets(settings: Settings, env: Mapping[str, str]) -> None:
     for account in settings.accounts:
-        if account.password is None:
-            var = account.password_env or f"JEEVES_{account.name.upper().replace('-', '_').replace('.', '_')}_PASSWORD"
-            if env.get(var):
-                account.password = SecretStr(env[var])
+        if account.password is None and env.get(account.password_variable):
+            account.password = SecretStr(env[account.password_variable])
         if account.auth == "password" and account.password is None:
             raise ConfigError(
-                f"accounts.{account.name}.password is not set: put it in the config file or in ${account.password_env or 'JEEVES_' + account.name.upper() + '_PASSWORD'}"
+                f"accounts.{account.name}.password is not set: put it in the config file or in ${account.password_variable}"
             )
         if account.auth != "password" and not (account.oauth_token_command or (account.oauth_token_env and env.get(account.oauth_token_env))):
             raise ConfigError(

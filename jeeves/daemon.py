@@ -3,7 +3,13 @@
 Jobs live in memory and are rebuilt from the config at start (a job store shared between
 processes causes duplicate or missed runs); processes coordinate through the database.
 APScheduler 3.x drops a run that is more than one second late by default, so every job sets
-``misfire_grace_time`` and ``coalesce`` deliberately, and never overlaps itself.
+``misfire_grace_time`` and ``coalesce`` deliberately, and never overlaps itself. A periodic run
+that finds the previous one still busy is skipped by design (``max_instances = 1``); APScheduler
+logs each skip as a warning, which is dropped here (``_SkippedRunFilter``). Each IMAP watcher
+is one long-running job that restarts itself, so nothing is resubmitted behind it.
+
+The daemon announces itself in one line (what it watches, where alerts go) at any log level,
+before the model is loaded: the card is checked at once, the model unpickled by the first pass.
 """
 
 from __future__ import annotations
@@ -19,17 +25,38 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from jeeves.config import Settings
-from jeeves.errors import DatabaseUnreachable, JeevesError, StoreError
+from jeeves.notify.outbox import mask_number
+from jeeves.errors import DatabaseUnreachable, JeevesError, ModelError, StoreError
 from jeeves.service import Jeeves
 
 log = logging.getLogger(__name__)
 
-#: How long a dead IMAP watcher waits before the scheduler restarts it.
+#: How long a dead IMAP watcher waits before it restarts (also: retrying an account's lease).
 WATCHER_RESTART_SECONDS = 15.0
 #: How often a watcher checks that its account lease survives (a PostgreSQL restart ends it).
 LEASE_CHECK_SECONDS = 5.0
 #: Longest pause between attempts to reach a database that was down when the daemon started.
 DATABASE_WAIT_MAX_SECONDS = 10.0
+
+
+class _SkippedRunFilter(logging.Filter):
+    """Drops APScheduler's warning that a run was skipped because the last one is still busy."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and "skipped: maximum number of running instances" in record.msg)
+
+
+def _quiet_apscheduler() -> None:
+    logger = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, _SkippedRunFilter) for f in logger.filters):
+        logger.addFilter(_SkippedRunFilter())
+
+
+def _announce(message: str, **facts) -> None:
+    """Log a lifecycle line at INFO even when the configured level is higher (the demo runs at
+    WARNING): that the daemon runs, and what it watches, is never noise."""
+    record = log.makeRecord(log.name, logging.INFO, __file__, 0, message, (), None, extra=facts or None)
+    log.handle(record)
 
 
 class Daemon:
@@ -50,6 +77,8 @@ class Daemon:
             job_defaults={"coalesce": True, "max_instances": 1},
         )
         self.scheduler.add_listener(self._on_job_error, EVENT_JOB_ERROR)
+        self.exit_code = 0
+        _quiet_apscheduler()
 
     # --- jobs ---------------------------------------------------------------------------
 
@@ -59,8 +88,17 @@ class Daemon:
             return
         with self._pipeline_lock:
             try:
-                self.app.classify()
-                self.app.notify(dry_run=self.dry_run or None)
+                self.app.classify_and_notify(dry_run=self.dry_run or None, stop=self.stop_event)
+            except ModelError as exc:
+                if self.app.model_loaded:  # a newly promoted model is broken: keep watching mail
+                    log.error("the promoted model cannot be used: %s; classification waits for a usable one", exc)
+                    return
+                # The card vouched for the file, yet it does not load or run: retrying will not
+                # help, and a daemon that can classify nothing should not look healthy.
+                log.error("the model cannot be used: %s; stopping", exc)
+                self.exit_code = 2
+                self.stop()
+                return
             except StoreError as exc:
                 # Once per outage at ERROR: this job runs every outbox_interval.
                 if self._db_down_since is None:
@@ -89,7 +127,7 @@ class Daemon:
                 self.pipeline()
 
     def watch_account(self, name: str) -> None:
-        """Run one account's IDLE/poll loop until stop; the scheduler restarts it if it dies.
+        """Run one account's IDLE/poll loop until stop, restarting it when it dies.
 
         With several daemons on one PostgreSQL database, the account lease makes exactly one
         of them watch each account; the others retry every WATCHER_RESTART_SECONDS and take
@@ -100,15 +138,21 @@ class Daemon:
         delay = 1.0
         while not self.stop_event.is_set():
             try:
-                if not self._watch_under_lease(account):
-                    return  # stopped, or another process watches the account
+                if self._watch_under_lease(account):
+                    # The lease died with its database session (a PostgreSQL restart): take it
+                    # back as soon as the database answers.
+                    wait, delay = delay, min(2 * delay, WATCHER_RESTART_SECONDS)
+                else:
+                    # Stopped, the watcher gave up on an error, or another process watches it.
+                    wait, delay = WATCHER_RESTART_SECONDS, 1.0
             except StoreError as exc:
                 log.error("account %s: cannot take its lease: %s; retrying in %.0f s", name, exc, delay)
-            # The lease died with its database session (a PostgreSQL restart): take it back as
-            # soon as the database answers, rather than at the scheduler's next run.
-            if self.stop_event.wait(delay):
+                wait, delay = delay, min(2 * delay, WATCHER_RESTART_SECONDS)
+            except Exception:  # noqa: BLE001 - a bug must not end watching for good
+                log.exception("account %s: watcher crashed; restarting in %.0f s", name, WATCHER_RESTART_SECONDS)
+                wait = WATCHER_RESTART_SECONDS
+            if self.stop_event.wait(wait):
                 return
-            delay = min(2 * delay, WATCHER_RESTART_SECONDS)
 
     def _watch_under_lease(self, account) -> bool:
         """Watch ``account`` while holding its lease; True when the lease was lost meanwhile."""
@@ -173,8 +217,9 @@ class Daemon:
             self.scheduler.add_job(self.sync_mailboxes, "interval", seconds=every, id="mailboxes", next_run_time=now,
                                    misfire_grace_time=max(1, int(every)))
         for account in self.settings.accounts:
-            self.scheduler.add_job(self.watch_account, "interval", args=[account.name], seconds=WATCHER_RESTART_SECONDS,
-                                   id=f"watch:{account.name}", next_run_time=now, misfire_grace_time=None)
+            # One run for the daemon's life: the watcher restarts itself (``watch_account``).
+            self.scheduler.add_job(self.watch_account, "date", args=[account.name], run_date=now,
+                                   id=f"watch:{account.name}", misfire_grace_time=None)
         hours = self.settings.daemon.retrain_interval_hours
         if hours > 0:
             self.scheduler.add_job(self.retrain, "interval", hours=hours, id="retrain", misfire_grace_time=3600)
@@ -183,16 +228,29 @@ class Daemon:
         if not self._wait_for_database():
             self.app.close()
             return 0
-        self.app.model  # fail fast on a missing or incompatible model
+        card = self.app.model_card()  # fail fast on a missing, altered or incompatible model
         self.schedule()
         self.scheduler.start()
-        log.info("jeeves running", extra={"accounts": len(self.settings.accounts), "mailboxes": len(self.settings.mailboxes)})
+        _announce(f"jeeves running: {self._what_it_watches()}; model {card['version']}",
+                  accounts=len(self.settings.accounts), mailboxes=len(self.settings.mailboxes))
         try:
             while not self.stop_event.wait(1.0):
                 pass
         finally:
             self.shutdown()
-        return 0
+        return self.exit_code
+
+    def _what_it_watches(self) -> str:
+        parts = [f"account {a.name} ({a.host}: {', '.join(a.folders)})" for a in self.settings.accounts]
+        parts += [f"mail file {box.path}" for box in self.settings.mailboxes]
+        notify = self.settings.notify
+        channel = notify.channel
+        if channel == "auto":
+            channel = "twilio" if self.settings.twilio.configured else "console"
+        where = f"alerts by SMS to {mask_number(notify.to)}" if channel == "twilio" else "alerts on the console"
+        if self.dry_run or notify.dry_run:
+            where += " (dry run: nothing is sent)"
+        return f"watching {', '.join(parts) or 'nothing (no accounts or mailboxes configured)'}; {where}"
 
     def _wait_for_database(self) -> bool:
         """Open (and migrate) the database, waiting while a PostgreSQL server is unreachable.
@@ -206,7 +264,7 @@ class Daemon:
         delay, down_since = 1.0, None
         while True:
             try:
-                self.app.store
+                self.app.open_store(retry_seconds=0)  # the waiting is done here, stoppably
             except DatabaseUnreachable as exc:
                 if down_since is None:
                     down_since = time.monotonic()
@@ -221,7 +279,7 @@ class Daemon:
 
     def stop(self, *_: object) -> None:
         if not self.stop_event.is_set():
-            log.info("stopping: finishing current work")
+            _announce("stopping: finishing current work")
         self.stop_event.set()
 
     def shutdown(self) -> None:
@@ -229,7 +287,7 @@ class Daemon:
         started = time.monotonic()
         self.scheduler.shutdown(wait=True)
         self.app.close()
-        log.info("stopped", extra={"seconds": round(time.monotonic() - started, 2)})
+        _announce("stopped", seconds=round(time.monotonic() - started, 2))
 
     def _on_job_error(self, event) -> None:
         log.error("job %s failed: %r", event.job_id, event.exception)

@@ -2,13 +2,17 @@
 
 Promotion and rollback only rewrite ``CURRENT`` (atomically), so a running daemon, which
 watches that file, switches models between two messages and never sees a half-written name.
+``verify_model`` checks a model against its card without unpickling it or importing
+scikit-learn, so ``status`` and ``health`` answer in well under a second.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 from jeeves.errors import ModelError
@@ -30,6 +34,58 @@ def current_version(models_dir: Path) -> str | None:
         return (Path(models_dir) / "CURRENT").read_text().strip() or None
     except FileNotFoundError:
         return None
+
+
+def resolve_model_path(path: Path | None, models_dir: Path) -> Path:
+    """The model file to serve: ``path`` itself, or the one ``models_dir/CURRENT`` names."""
+    target = Path(path) if path is not None else Path(models_dir)
+    if target.is_dir():
+        current = target / "CURRENT"
+        if not current.is_file():
+            raise ModelError(f"no model in {target}: CURRENT is missing; train one with `jeeves train`")
+        version = current.read_text().strip()
+        target = target / f"{version}.joblib"
+    if not target.is_file():
+        raise ModelError(f"model file not found: {target}; train one with `jeeves train`")
+    return target
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_model(path: Path | None, models_dir: Path) -> tuple[Path, dict]:
+    """(model file, card) once the card vouches for the file: present, same sha256, and trained
+    with the installed scikit-learn. Raises ``ModelError`` with the remedy otherwise.
+
+    Nothing is unpickled (a joblib file is code) and scikit-learn is not imported: its version
+    comes from the installed package's metadata.
+    """
+    model_path = resolve_model_path(path, models_dir)
+    card_path = model_path.with_suffix(".json")
+    if not card_path.is_file():
+        raise ModelError(f"model card {card_path.name} not found beside {model_path}; retrain with `jeeves train`")
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"model card {card_path} is unreadable ({exc}); retrain with `jeeves train`") from None
+    if not isinstance(card, dict) or not isinstance(card.get("version"), str) or not isinstance(card.get("threshold"), (int, float)):
+        raise ModelError(f"model card {card_path} lacks its version or threshold; retrain with `jeeves train`")
+    digest = file_sha256(model_path)
+    if digest != card.get("sha256"):
+        raise ModelError(f"{model_path.name} does not match its model card (sha256 {digest[:12]}… vs "
+                         f"{str(card.get('sha256'))[:12]}…); the file was changed or corrupted — retrain with "
+                         "`jeeves train` or restore the original file")
+    trained_with = card.get("library_versions", {}).get("scikit-learn")
+    installed = metadata.version("scikit-learn")
+    if trained_with != installed:
+        raise ModelError(f"model {card.get('version')} was trained with scikit-learn {trained_with}, but "
+                         f"{installed} is installed; retrain it with `jeeves train`")
+    return model_path, card
 
 
 def list_models(models_dir: Path) -> list[ModelEntry]:

@@ -11,23 +11,28 @@ import logging
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jeeves.classify import ClassifyReport, classify_pending
 from jeeves.config import Settings
-from jeeves.errors import JeevesError, ModelError, SourceError, StoreError
+from jeeves.errors import DatabaseUnreachable, JeevesError, ModelError, SourceError, StoreError
 from jeeves.parsing import EmailDocument, parse_email
 from jeeves.sources import SyncReport
 from jeeves.sources.mailbox_file import MailboxFileSource
 from jeeves.storage import Store
 
 if TYPE_CHECKING:
+    from jeeves.classify import ClassifyReport
     from jeeves.training import ServingModel
 
 log = logging.getLogger(__name__)
+
+#: Messages classified per step of a pass, each step's alerts sent before the next (about a
+#: tenth of a second of scoring, so even a short-lived process commits progress).
+CLASSIFY_STEP = 64
 
 
 @dataclass
@@ -61,9 +66,31 @@ class Jeeves:
 
     @property
     def store(self) -> Store:
+        """The store, opened (and migrated) on first use; see ``open_store`` for the waiting."""
         with self._lock:
             if self._store is None:
-                self._store = Store(self.settings.database_url)
+                self.open_store()
+            return self._store
+
+    def open_store(self, *, retry_seconds: float | None = None) -> Store:
+        """Open the database, retrying a server that cannot be reached for ``retry_seconds``
+        (default ``database.connect_retry_seconds``): a one-shot command started while
+        PostgreSQL restarts should wait a little rather than fail. Other errors fail at once."""
+        wait = self.settings.database.connect_retry_seconds if retry_seconds is None else retry_seconds
+        deadline = time.monotonic() + wait
+        delay = 0.5
+        with self._lock:
+            while self._store is None:
+                try:
+                    self._store = Store(self.settings.database_url)
+                except DatabaseUnreachable as exc:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise
+                    if delay == 0.5:
+                        log.warning("database unreachable, retrying for up to %.0f s: %s", left, exc)
+                    time.sleep(min(delay, left))
+                    delay = min(2 * delay, 5.0)
             return self._store
 
     @property
@@ -81,6 +108,11 @@ class Jeeves:
                 self._model, self._model_stamp = model, stamp
             return self._model
 
+    @property
+    def model_loaded(self) -> bool:
+        """Whether a model has been loaded (and served) by this process."""
+        return self._model is not None
+
     def _model_stamp_now(self) -> tuple | None:
         target = self.settings.model.path or (self.settings.model.dir / "CURRENT")
         try:
@@ -88,6 +120,14 @@ class Jeeves:
         except OSError:
             return None
         return (str(target), st.st_mtime_ns, st.st_size)
+
+    def model_card(self) -> dict:
+        """The serving model's card, once it vouches for the model file (sha256, scikit-learn
+        version); raises ``ModelError`` otherwise. Unpickles nothing and imports no scikit-learn,
+        so commands that only report on the model stay fast."""
+        from jeeves.registry import verify_model
+
+        return verify_model(self.settings.model.path, self.settings.model.dir)[1]
 
     @property
     def notifier(self) -> Any:
@@ -145,7 +185,9 @@ class Jeeves:
             log.info("synced %s: %d fetched, %d new", name, report.fetched, report.stored)
         return report
 
-    def classify(self) -> ClassifyReport:
+    def classify(self) -> "ClassifyReport":
+        from jeeves.classify import classify_pending  # numpy: only commands that score pay for it
+
         return classify_pending(self.store, self.model)
 
     def queue_digest(self, now: datetime | None = None) -> int | None:
@@ -165,17 +207,58 @@ class Jeeves:
         return digest_id
 
     def notify(self, *, dry_run: bool | None = None):
-        """Queue the day's digest when due, then send what is due."""
-        self.queue_digest()
+        """Queue the day's digest when due (not in a dry run), then send what is due."""
+        if not self._dry(dry_run):
+            self.queue_digest()
         return self.outbox_sender(dry_run=dry_run).run_once()
+
+    def _dry(self, dry_run: bool | None) -> bool:
+        return self.settings.notify.dry_run if dry_run is None else dry_run
+
+    def classify_and_notify(self, *, dry_run: bool | None = None, stop: threading.Event | None = None):
+        """Classify what is stored in steps of ``CLASSIFY_STEP`` messages, sending each step's
+        alerts before the next: (ClassifyReport, SendSummary).
+
+        Every step is committed on its own, so a process that keeps being killed after a few
+        seconds still moves a backlog forward and texts as it goes, instead of classifying the
+        same messages again each life and sending only once all are done. ``stop`` ends the
+        pass after the current step.
+        """
+        from jeeves.classify import ClassifyReport, classify_pending
+
+        total = ClassifyReport(model_version="")
+        sent = None
+        while True:
+            model = self.model
+            step = classify_pending(self.store, model, batch_size=CLASSIFY_STEP, limit=CLASSIFY_STEP, log_summary=False)
+            total.model_version = model.version
+            total.classified += step.classified
+            total.positives += step.positives
+            total.queued += step.queued
+            total.unsure += step.unsure
+            total.outbox_ids.extend(step.outbox_ids)
+            summary = self.outbox_sender(dry_run=dry_run).run_once()
+            sent = summary if sent is None else sent + summary
+            if stop is not None and stop.is_set() and step.classified == CLASSIFY_STEP:
+                break
+            if step.classified < CLASSIFY_STEP:
+                # The backlog is classified: only now may the day's digest be composed (earlier, it
+                # would list one step's unsure mail and leave the rest for tomorrow). A dry run
+                # composes none: it changes no outbox row.
+                if not self._dry(dry_run) and self.queue_digest() is not None:
+                    sent = sent + self.outbox_sender(dry_run=dry_run).run_once()
+                break
+        if total.classified:
+            log.info("classified %d messages: %d positive, %d alerts queued, %d for the digest (model %s)",
+                     total.classified, total.positives, total.queued, total.unsure, total.model_version)
+        return total, sent
 
     def run_once(self, *, dry_run: bool | None = None) -> PassReport:
         """One full pass. Database errors propagate (the caller retries the pass later)."""
         report = PassReport()
         report.syncs = self.ingest()
         report.errors.extend(e for s in report.syncs for e in s.errors)
-        report.classify = self.classify()
-        report.notify = self.notify(dry_run=dry_run)
+        report.classify, report.notify = self.classify_and_notify(dry_run=dry_run)
         return report
 
     # --- single operations used by the CLI ----------------------------------------------
@@ -201,16 +284,21 @@ class Jeeves:
             return None, EmailDocument.from_parsed(parse_email(Path(ref).read_bytes()))
         message = self.store.get_message(ref)
         if message is None:
-            raise JeevesError(f"no stored message {ref!r} (give an id like 123, a Message-ID, or an .eml path)")
+            raise JeevesError(f"{self._not_found(ref)} (give an id like 123, a Message-ID, or an .eml path)")
         return message.id, EmailDocument.from_parsed(parse_email(message.raw))
 
     def label(self, ref: str, value: int, *, source: str = "cli") -> int:
         """Record a user's judgement on a stored message; the newest label wins."""
         message = self.store.get_message(ref)
         if message is None:
-            raise JeevesError(f"no stored message {ref!r}")
+            raise JeevesError(self._not_found(ref))
         self.store.add_label(message.id, value, source)
         return message.id
+
+    def _not_found(self, ref: str) -> str:
+        # Name the database searched (never its password) and where that choice came from: the
+        # usual cause is a command run without the --config the daemon or demo was started with.
+        return f"no stored message {ref!r} in {self.store.where} ({self.settings.config_origin})"
 
     def status(self) -> dict:
         """Accounts, counts, model version and outbox state, as plain data."""
@@ -219,11 +307,14 @@ class Jeeves:
         from jeeves.quality import live_quality, offline_precision
 
         try:
-            model = self.model
-            model_info = {"version": model.version, "threshold": model.threshold,
-                          "digest_threshold": getattr(model, "digest_threshold", None),
-                          "trade_off": getattr(model, "trade_off", None),
-                          "offline_precision": offline_precision(model.card, getattr(model, "trade_off", None))}
+            card = self.model_card()
+            trade_off = self.settings.notify.trade_off
+            point = (card.get("operating_points") or {}).get(trade_off)
+            model_info = {"version": card["version"],
+                          "threshold": float(point["text_threshold"] if point else card["threshold"]),
+                          "digest_threshold": float(point["digest_threshold"]) if point else None,
+                          "trade_off": trade_off if point else None,
+                          "offline_precision": offline_precision(card, trade_off)}
         except ModelError as exc:
             model_info = {"error": str(exc)}
         live = live_quality(store)

@@ -47,6 +47,7 @@ from sklearn.svm import LinearSVC
 from jeeves.config import SHIPPED_MODELS_DIR
 from jeeves.errors import ModelError
 from jeeves.parsing import EmailDocument
+from jeeves.registry import file_sha256 as _sha256, resolve_model_path, verify_model  # noqa: F401 - re-exported
 from jeeves.features import baseline_features, build_features
 
 logger = logging.getLogger(__name__)
@@ -415,14 +416,6 @@ def _data_hash(documents, labels) -> str:
     return digest.hexdigest()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 # --- serving ---------------------------------------------------------------------------------
 
 
@@ -530,19 +523,6 @@ class ServingModel:
         return f"ServingModel(version={self.version!r}, chosen={self.card.get('chosen')!r}, threshold={self.threshold:.3f})"
 
 
-def resolve_model_path(path: Path | None = None, models_dir: Path = SHIPPED_MODELS_DIR) -> Path:
-    target = Path(path) if path is not None else Path(models_dir)
-    if target.is_dir():
-        current = target / "CURRENT"
-        if not current.is_file():
-            raise ModelError(f"no model in {target}: CURRENT is missing; train one with `jeeves train`")
-        version = current.read_text().strip()
-        target = target / f"{version}.joblib"
-    if not target.is_file():
-        raise ModelError(f"model file not found: {target}; train one with `jeeves train`")
-    return target
-
-
 def load_model(path: Path | None = None, models_dir: Path = SHIPPED_MODELS_DIR, *,
                trade_off: str | None = None) -> ServingModel:
     """Load a model only after its card vouches for it (hash and scikit-learn version).
@@ -550,23 +530,7 @@ def load_model(path: Path | None = None, models_dir: Path = SHIPPED_MODELS_DIR, 
     The checks run *before* unpickling, because a joblib file is code: a tampered or foreign
     file is refused without being executed.
     """
-    model_path = resolve_model_path(path, models_dir)
-    card_path = model_path.with_suffix(".json")
-    if not card_path.is_file():
-        raise ModelError(f"model card {card_path.name} not found beside {model_path}; retrain with `jeeves train`")
-    try:
-        card = json.loads(card_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"model card {card_path} is unreadable ({exc}); retrain with `jeeves train`") from None
-    digest = _sha256(model_path)
-    if digest != card.get("sha256"):
-        raise ModelError(f"{model_path.name} does not match its model card (sha256 {digest[:12]}… vs "
-                         f"{str(card.get('sha256'))[:12]}…); the file was changed or corrupted — retrain with "
-                         "`jeeves train` or restore the original file")
-    trained_with = card.get("library_versions", {}).get("scikit-learn")
-    if trained_with != sklearn.__version__:
-        raise ModelError(f"model {card.get('version')} was trained with scikit-learn {trained_with}, but "
-                         f"{sklearn.__version__} is installed; retrain it with `jeeves train`")
+    model_path, card = verify_model(path, models_dir)
     try:
         pipeline = joblib.load(model_path)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is the same story for the user

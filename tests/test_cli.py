@@ -115,3 +115,71 @@ def test_models_lists_the_serving_model(env, capsys):
     assert main(["models"]) == 0
     current = (REPO / "models/CURRENT").read_text().strip()
     assert any(line.startswith("*") and current in line for line in capsys.readouterr().out.splitlines())
+
+
+def _demo_config(tmp_path: Path) -> Path:
+    """A config like config/demo.toml: the sample mailbox, console alerts, its own data dir."""
+    config = tmp_path / "conf" / "demo.toml"
+    config.parent.mkdir()
+    config.write_text(f'data_dir = "{tmp_path / "demo-data"}"\n[[mailboxes]]\npath = "{REPO / "data/sample/sample.mbox"}"\n'
+                      '[notify]\nchannel = "console"\n')
+    return config
+
+
+def test_the_alerts_correction_hint_works_as_printed(env, tmp_path, monkeypatch, capsys):
+    import re
+    import shlex
+
+    config = _demo_config(tmp_path)
+    monkeypatch.chdir(config.parent)
+    assert main(["--config", "demo.toml", "run", "--once"]) == 0  # a relative path, as a user types it
+    first = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("[jeeves alert]"))
+    hint = re.search(r"Wrong\? (jeeves .*)$", first).group(1)
+    argv = shlex.split(hint)
+    assert argv[:2] == ["jeeves", "-c"] and argv[-3:-2] == ["label"]
+    monkeypatch.chdir(tmp_path)  # the user types it somewhere else
+    assert main(argv[1:]) == 0
+    pk = int(argv[-2])
+    assert f"message {pk} labelled 0" in capsys.readouterr().out
+
+
+def test_with_jeeves_config_set_the_hint_is_plain(env, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("JEEVES_CONFIG", str(_demo_config(tmp_path)))
+    assert main(["run", "--once"]) == 0
+    first = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("[jeeves alert]"))
+    assert " Wrong? jeeves label " in first
+
+
+def test_message_not_found_names_the_database_searched(env, tmp_path, capsys):
+    assert main(["label", "7", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert "no stored message '7'" in err and str(tmp_path / "data" / "jeeves.db") in err and "--config" in err
+
+
+def test_dry_run_leaves_the_alerts_to_a_real_run(env, tmp_path, capsys):
+    config = str(_demo_config(tmp_path))
+    assert main(["--config", config, "run", "--once", "--dry-run"]) == 0
+    out = capsys.readouterr()
+    would = [line.removeprefix("[dry run, not sent] ") for line in out.out.splitlines() if line.startswith("[dry run")]
+    assert would and "[jeeves alert]" not in out.out and "would be sent" in out.err
+    assert main(["--config", config, "run", "--once"]) == 0
+    sent = [line.removeprefix("[jeeves alert] ") for line in capsys.readouterr().out.splitlines() if line.startswith("[jeeves alert]")]
+    assert sent == would
+
+
+def test_an_unreachable_database_is_retried_for_connect_retry_seconds(env, monkeypatch, capsys):
+    import time
+
+    from tests.fixtures_postgres import free_port
+
+    monkeypatch.setenv("JEEVES_DATABASE__URL", f"postgresql+psycopg2://jeeves:pw@127.0.0.1:{free_port()}/jeeves")
+    monkeypatch.setenv("JEEVES_DATABASE__CONNECT_RETRY_SECONDS", "2")
+    started = time.monotonic()
+    assert main(["status"]) == 2
+    assert time.monotonic() - started >= 2.0
+    err = capsys.readouterr().err
+    assert "retrying for up to" in err and "pw" not in err.replace("psycopg2", "")
+    monkeypatch.setenv("JEEVES_DATABASE__CONNECT_RETRY_SECONDS", "0")
+    assert main(["status"]) == 2
+    assert "retrying" not in capsys.readouterr().err

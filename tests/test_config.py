@@ -51,6 +51,12 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path):
         ("[[accounts]]\nname = \"a\"\nhost = \"imap.example.com\"\nusername = \"u\"\npassword = \"p\"\ntls = \"none\"\n", "insecure"),
         ("[[accounts]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\nfirst_sync = \"yesterday\"\n", "first_sync"),
         ("[model]\ntarget_recall = 1.5\n", "model.target_recall"),
+        ("[notify]\nto = \"555-1234\"\n", "notify.to"),
+        ("[notify]\nto = \"call me maybe\"\n", "notify.to"),
+        ("[notify]\nto = \"+0123456789\"\n", "notify.to"),
+        ("[notify]\ntimezone = \"London\"\n", "notify.timezone"),
+        ("[notify]\nmax_per_hour = -1\n", "notify.max_per_hour"),
+        ("[database]\nconnect_retry_seconds = -5\n", "database.connect_retry_seconds"),
     ],
 )
 def test_bad_setting_gets_one_error_naming_it(tmp_path, text, names):
@@ -59,10 +65,50 @@ def test_bad_setting_gets_one_error_naming_it(tmp_path, text, names):
     assert names in str(info.value)
 
 
+def test_bad_values_are_one_line_each_without_pydantic_noise(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_settings(_write(tmp_path, '[notify]\nto = "555-1234"\n'), environ={})
+    message = str(info.value)
+    assert "\n" not in message and "Value error" not in message and "E.164" in message
+    with pytest.raises(ConfigError) as info:
+        load_settings(_write(tmp_path, '[notify]\nto = "call me maybe"\ntimezone = "London"\n'), environ={})
+    lines = str(info.value).splitlines()
+    assert len(lines) == 3 and lines[1].strip().startswith("notify.to:") and lines[2].strip().startswith("notify.timezone:")
+    assert "Europe/London" in lines[2]
+
+
+def test_phone_numbers_and_time_zones_that_are_valid_pass(tmp_path):
+    settings = load_settings(_write(tmp_path, '[notify]\nto = "+44 (20) 7946-0958"\ntimezone = "Europe/London"\n'), environ={})
+    assert settings.notify.to == "+442079460958"  # as Twilio wants it
+    assert settings.notify.timezone == "Europe/London"
+
+
+def test_zero_turns_off_the_hourly_cap_and_the_thread_window(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from jeeves.notify.policy import Candidate, History, Policy, decide
+
+    settings = load_settings(_write(tmp_path, "[notify]\nmax_per_hour = 0\nthread_window_hours = 0\n"), environ={})
+    policy = Policy.from_settings(settings.notify)
+    now = datetime(2026, 11, 10, 12, tzinfo=timezone.utc)
+    busy = History(last_in_thread=now - timedelta(minutes=1), last_hour=tuple(now - timedelta(seconds=i) for i in range(1, 500)))
+    assert decide(policy, Candidate("alice@example.com", "thread-1"), busy, now).action == "send"
+
+
 def test_missing_password_names_the_variable_to_set(tmp_path):
     path = _write(tmp_path, '[[accounts]]\nname = "home"\nhost = "h"\nusername = "u"\n')
     with pytest.raises(ConfigError, match="JEEVES_HOME_PASSWORD"):
         load_settings(path, environ={})
+
+
+def test_the_password_variable_named_in_the_error_is_the_one_read(tmp_path):
+    path = _write(tmp_path, '[[accounts]]\nname = "my-work.mail"\nhost = "h"\nusername = "u"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    named = str(info.value).rpartition("$")[2]
+    assert named == "JEEVES_MY_WORK_MAIL_PASSWORD"
+    settings = load_settings(path, environ={named: "s3cret"})
+    assert settings.accounts[0].password.get_secret_value() == "s3cret"
 
 
 def test_twilio_credentials_from_twilio_variables(tmp_path):

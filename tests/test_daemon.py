@@ -140,3 +140,47 @@ def test_three_daemons_share_one_database_and_one_is_killed(tmp_path, pg_url, do
     assert set(keys) == expected and statuses == {"sent"}
     assert len(twilio_server.sms_to(TEST_TO)) == len(expected)
     assert len(set(twilio_server.bodies())) == len(expected)
+
+
+def test_at_warning_level_the_daemon_still_says_what_it_watches(tmp_path):
+    config = _config(tmp_path, db_url=f"sqlite:///{tmp_path / 'j.db'}", mailbox=SAMPLE, extra='log_level = "WARNING"')
+    proc = _start(config, "quiet", tmp_path / "daemon.log")
+    try:
+        line = _wait_for(lambda: next((l for l in (tmp_path / "daemon.log").read_text().splitlines() if "jeeves running" in l), None),
+                         120, "the daemon's running line")
+        assert str(SAMPLE) in line and "alerts on the console" in line
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def test_an_unreachable_account_is_retried_without_scheduler_noise(tmp_path, monkeypatch, caplog):
+    """Issue #13: APScheduler repeated "maximum number of running instances reached" every 15 s
+    while an account's watcher kept retrying. The watcher restarts itself; nothing else logs."""
+    import logging
+    import threading
+
+    import jeeves.daemon as daemon_module
+    from jeeves.config import load_settings
+    from tests.fixtures_postgres import free_port
+
+    monkeypatch.setattr(daemon_module, "WATCHER_RESTART_SECONDS", 0.3)
+    path = tmp_path / "jeeves.toml"
+    path.write_text(f'data_dir = "{tmp_path}"\n[[accounts]]\nname = "gone"\nhost = "127.0.0.1"\nport = {free_port()}\n'
+                    'tls = "none"\nusername = "u"\npassword = "p"\nconnect_timeout = 1.0\n'
+                    '[notify]\nchannel = "console"\n[daemon]\nretrain_interval_hours = 0\n')
+    daemon = daemon_module.Daemon(load_settings(path, environ={}))
+    caplog.set_level(logging.INFO)
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    try:
+        # Three failed connection attempts: meanwhile the scheduler used to resubmit the watcher
+        # every WATCHER_RESTART_SECONDS and log each refusal.
+        _wait_for(lambda: sum("imap account gone: " in r.getMessage() for r in caplog.records) >= 3, 300,
+                  "the watcher to retry", interval=0.1)
+    finally:
+        daemon.stop()
+        runner.join(60)
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if "maximum number of running instances" in m]
+    assert any("jeeves running: watching account gone" in m for m in messages)

@@ -104,3 +104,25 @@ def test_run_once_twice_in_process_stores_once_and_alerts_once(tmp_path, capsys)
     out = capsys.readouterr().out
     assert out.count("[jeeves alert]") == first.classify.queued
     assert out.count("[jeeves digest]") == digest
+
+
+def test_a_backlog_is_classified_and_texted_step_by_step(tmp_path, expected_tiers):
+    """Issue #13: a daemon killed every few seconds re-classified the same backlog, and texted
+    only once all of it was classified. Each step of CLASSIFY_STEP messages is committed with
+    its alerts sent before the next, so a pass stopped after one step has texted that step."""
+    from jeeves.service import CLASSIFY_STEP
+    import threading
+
+    # Without the digest, so every text counted here is an alert.
+    settings = load_settings(DEMO_CONFIG, environ={"JEEVES_DATA_DIR": str(tmp_path), "JEEVES_NOTIFY__DIGEST_TIME": ""})
+    app = Jeeves(settings)
+    assert app.import_path(SAMPLE / "sample.mbox", notify=True).stored == 300 > 2 * CLASSIFY_STEP
+    stop_after_this_step = threading.Event()
+    stop_after_this_step.set()
+    classified, sent = app.classify_and_notify(stop=stop_after_this_step)
+    assert classified.classified == CLASSIFY_STEP and app.store.counts().predictions == CLASSIFY_STEP
+    assert sent.sent == classified.queued > 0  # this step's alerts are out, the backlog is not done
+    assert app.store.counts().outbox == {"sent": classified.queued}
+    classified_rest, sent_rest = app.classify_and_notify()
+    assert classified.classified + classified_rest.classified == 300
+    assert sent.sent + sent_rest.sent == len(expected_tiers[0])

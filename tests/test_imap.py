@@ -99,11 +99,63 @@ def test_old_mail_is_stored_but_not_notified(dovecot, tmp_path):
     old = datetime(2015, 5, 1, 12, 0, tzinfo=timezone.utc)
     dovecot.append("alice", "INBOX", _msg(1), msg_time=old)
     dovecot.append("alice", "INBOX", _msg(2), msg_time=old)
-    dovecot.append("alice", "INBOX", _msg(3))  # arrived just now
     store = Store(f"sqlite:///{tmp_path / 'j.db'}")
     with IMAPSource(dovecot.account("alice", first_sync="all"), store) as source:
-        assert source.sync().stored == 3
+        assert source.sync().stored == 2
+        dovecot.append("alice", "INBOX", _msg(3))  # arrives after Jeeves first saw the folder
+        assert source.sync().stored == 1
     assert [m.notify for m in _stored(store)] == [False, False, True]
+
+
+@pytest.mark.parametrize("first_sync", ["all", "last:50", "new"])
+def test_mail_there_at_first_sight_is_never_texted_however_recent(dovecot, tmp_path, first_sync):
+    """Issue #13: 40 messages appended just before the first sync were texted (a 5-minute
+    clock-skew allowance). The server's UIDNEXT at first sight decides, not any clock."""
+    dovecot.append_many("alice", "INBOX", [_msg(i) for i in range(40)])  # INTERNALDATE: just now
+    store = Store(f"sqlite:///{tmp_path / 'j.db'}")
+    with IMAPSource(dovecot.account("alice", first_sync=first_sync), store) as source:
+        source.sync()
+        dovecot.append("alice", "INBOX", _msg(100))
+        source.sync()
+    stored = _stored(store)
+    assert [m.subject for m in stored if m.notify] == ["test 100"]
+    assert len(stored) == (1 if first_sync == "new" else 41)
+
+
+def test_an_interrupted_first_sync_resumes_with_the_servers_boundary(dovecot, tmp_path):
+    """A first sync of old mail that stopped halfway (a crash) must not text the rest later."""
+    old = datetime(2020, 3, 1, tzinfo=timezone.utc)
+    for i in range(6):
+        dovecot.append("alice", "INBOX", _msg(i), msg_time=old + timedelta(hours=i))
+    store = Store(f"sqlite:///{tmp_path / 'j.db'}")
+    with IMAPSource(dovecot.account("alice", first_sync="all", fetch_batch=2), store) as source:
+        source.sync()
+    # As if the process died after the first group: the position is back after the 2nd UID.
+    state = store.folder_state("alice", "INBOX")
+    assert state.notify_after == old + timedelta(hours=5)  # the newest INTERNALDATE, from the server
+    with store.session() as s:
+        from sqlalchemy import text
+
+        from jeeves.storage.schema import Folder
+
+        s.get(Folder, state.id).last_uid = dovecot.uids("alice", "INBOX")[1]
+        s.execute(text("DELETE FROM message_locations WHERE message_pk > 2"))
+        s.execute(text("DELETE FROM messages WHERE id > 2"))
+    dovecot.append("alice", "INBOX", _msg(100), msg_time=old + timedelta(hours=6))  # new, though dated 2020
+    with IMAPSource(dovecot.account("alice", first_sync="all"), store) as source:
+        assert source.sync().stored == 5
+    assert [m.subject for m in _stored(store) if m.notify] == ["test 100"]
+
+
+def test_a_folder_empty_at_first_sight_texts_everything_that_arrives(dovecot, tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'j.db'}")
+    account = dovecot.account("alice", folders=["Fresh"])
+    dovecot.create_folder("alice", "Fresh")
+    with IMAPSource(account, store) as source:
+        source.sync()
+        dovecot.append("alice", "Fresh", _msg(1), msg_time=datetime(2019, 1, 1, tzinfo=timezone.utc))
+        source.sync()
+    assert [m.notify for m in _stored(store)] == [True]
 
 
 def test_first_sync_last_n_and_since(dovecot, tmp_path):

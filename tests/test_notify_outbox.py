@@ -282,14 +282,22 @@ def test_allow_and_deny_lists(store, twilio_server, clock, corpus_raw_messages):
     assert rows[1].error_message == "sender on deny list" and rows[2].error_message == "sender not on allow list"
 
 
-def test_dry_run_does_everything_but_the_send(store, twilio_server, clock, corpus_raw_messages):
+def test_dry_run_shows_what_it_would_send_and_leaves_every_alert_for_a_real_run(store, twilio_server, clock, corpus_raw_messages):
     seed_positives(store, corpus_raw_messages, 3)
-    sender = make_sender(store, notify_settings_for(twilio_server, notify={"dry_run": True, "max_per_hour": 2}), clock)
-    summary = sender.run_once()
+    dry = make_sender(store, notify_settings_for(twilio_server, notify={"dry_run": True, "max_per_hour": 2}), clock)
+    summary = dry.run_once()
+    # The rules apply as in a real run: the hourly cap of 2 holds the third.
     assert (summary.dry_run, summary.held, summary.sent) == (2, 1, 0)
+    assert [body for _, body in summary.previews] and all("Wrong? jeeves label" in body for _, body in summary.previews)
     assert twilio_server.count("POST") == 0
+    assert not dry.run_once().busy  # a dry-run daemon shows each alert once, not every pass
     rows = outbox_rows(store)
-    assert [r.status for r in rows[:2]] == ["dry_run", "dry_run"] and all(r.body for r in rows[:2])
+    assert [(r.status, r.attempts, r.last_attempt_at) for r in rows] == [("pending", 0, None)] * 3
+
+    real = make_sender(store, notify_settings_for(twilio_server, notify={"max_per_hour": 10}), clock, worker="w2")
+    assert real.run_once().sent == 3
+    assert len(twilio_server.bodies()) == 3 and {body for _, body in summary.previews} <= set(twilio_server.bodies())
+    assert {r.status for r in outbox_rows(store)} == {"sent"}
 
 
 @pytest.mark.postgres

@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,14 @@ from tests.test_daemon import _config, _start, _wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 SOAK_SECONDS = float(os.environ.get("JEEVES_SOAK_SECONDS", "60"))
+#: Only against a hang: each wait below ends on its event, however long a busy machine takes.
+HANG_GUARD_SECONDS = 900.0
+
+
+def _all_sent(store: Store) -> bool:
+    with store.session() as s:
+        statuses = s.scalars(select(OutboxEntry.status)).all()
+    return all(status == "sent" for status in statuses)
 
 
 @pytest.mark.slow
@@ -38,13 +46,17 @@ def test_soak_with_connection_drops_and_a_retrain(tmp_path, dovecot, twilio_serv
     daemon = _start(config, "soak", tmp_path / "daemon.log")
     store = Store(db_url)
     champion = (models / "CURRENT").read_text().strip()
-    appended, drops, switched_at = 0, 0, None
+    appended, drops, switched_at, appended_at_switch = 0, 0, None, None
     retrain = None
     try:
         _wait_for(lambda: store.folders(), 60, "the account to be watched")
         started = time.monotonic()
         next_drop = started + 7
-        while time.monotonic() - started < SOAK_SECONDS:
+        # Mail keeps arriving until the soak time is up *and* the retrained model has been
+        # switched in with a few messages after it. The retrain takes what it takes on a busy
+        # machine: the loop waits for it (bounded only as a hang guard), not for a time window.
+        while not (time.monotonic() - started >= SOAK_SECONDS and switched_at is not None and appended >= appended_at_switch + 5):
+            assert time.monotonic() - started < SOAK_SECONDS + HANG_GUARD_SECONDS, "the retrain never finished"
             dovecot.append("alice", "INBOX", corpus_raw_messages[appended])
             appended += 1
             now = time.monotonic()
@@ -67,12 +79,10 @@ def test_soak_with_connection_drops_and_a_retrain(tmp_path, dovecot, twilio_serv
                     challenger = output.split("challenger ", 1)[1].split(":", 1)[0]
                     subprocess.run([sys.executable, "-m", "jeeves", "--config", str(config), "models", "--use", challenger],
                                    check=True, capture_output=True, cwd=REPO)
-                switched_at = datetime.now(timezone.utc)
+                switched_at, appended_at_switch = datetime.now(timezone.utc), appended
             time.sleep(0.4)
-        if retrain is not None and retrain.poll() is None:
-            retrain.wait(timeout=300)
-        _wait_for(lambda: store.counts().predictions >= appended, 120, "every message to be classified")
-        time.sleep(3)  # let the last sends land; a duplicate would show now
+        _wait_for(lambda: store.counts().predictions >= appended, HANG_GUARD_SECONDS, "every message to be classified")
+        _wait_for(lambda: _all_sent(store), HANG_GUARD_SECONDS, "every alert to be sent")
     finally:
         daemon.send_signal(signal.SIGTERM)
         try:
@@ -86,21 +96,19 @@ def test_soak_with_connection_drops_and_a_retrain(tmp_path, dovecot, twilio_serv
     with store.session() as s:
         messages = s.scalars(select(StoredMessage.message_id)).all()
         predictions = s.execute(select(Prediction.model_version, Prediction.created_at, Prediction.decision, StoredMessage.dedupe_key)
-                                .join(StoredMessage, StoredMessage.id == Prediction.message_pk)).all()
+                                .join(StoredMessage, StoredMessage.id == Prediction.message_pk)
+                                .order_by(Prediction.id)).all()
         outbox = s.execute(select(OutboxEntry.dedupe_key, OutboxEntry.status)).all()
-    print(f"soak: {SOAK_SECONDS:.0f} s, {appended} appended, {drops} connection drops, model {champion} -> {served}, "
+    print(f"soak: {time.monotonic() - started:.0f} s, {appended} appended, {drops} connection drops, model {champion} -> {served}, "
           f"{len(messages)} stored, {len(predictions)} classified, {len(twilio_server.sms_to(TEST_TO))} SMS")
 
     assert len(messages) == len(set(messages)) == appended
     assert len(predictions) == appended  # one prediction per message: classified once
     assert switched_at is not None and served != champion
-    slack = timedelta(seconds=3)
-    for version, created, _, _ in predictions:
-        created = created.replace(tzinfo=timezone.utc) if created.tzinfo is None else created
-        if created < switched_at - slack:
-            assert version == champion
-        elif created > switched_at + slack:
-            assert version == served
+    # In the order they were made: the champion's, then (from the switch on) only the new model's.
+    versions = [version for version, _, _, _ in predictions]
+    first_served = versions.index(served)
+    assert set(versions[:first_served]) <= {champion} and set(versions[first_served:]) == {served}
     positives = {key for _, _, decision, key in predictions if decision}
     assert {key for key, _ in outbox} == positives and {status for _, status in outbox} == {"sent"}
     assert len(twilio_server.sms_to(TEST_TO)) == len(set(twilio_server.bodies())) == len(positives)

@@ -89,6 +89,35 @@ def test_account_lease_is_exclusive_across_connections_and_freed_on_exit(pg_url)
         assert after
 
 
+def test_the_quick_schema_check_knows_alembics_head(db_url):
+    """Store skips Alembic when the database is at the newest migration, found by reading the
+    migration files: it must agree with Alembic, and a database behind it must still migrate."""
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import text
+
+    from jeeves.storage.store import MIGRATIONS_DIR, head_revision
+
+    head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+    assert head_revision() == head
+    from alembic import command
+    from alembic.config import Config
+
+    store = Store(db_url)
+    assert store._schema_is_current()
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "-1")  # a database one migration behind
+    assert not store._schema_is_current()
+    store.close()
+    reopened = Store(db_url)
+    assert reopened._schema_is_current()
+    with reopened.engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
+    reopened.close()
+
+
 def test_migrations_build_exactly_the_schema_the_code_uses(db_url):
     """Alembic owns the schema: a model change without its migration fails here, not in production."""
     from alembic.autogenerate import compare_metadata

@@ -30,7 +30,7 @@ import logging
 import random
 import os
 import socket
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
@@ -56,7 +56,8 @@ log = logging.getLogger(__name__)
 PENDING, SENDING, SENT, FAILED, IN_DOUBT, SUPPRESSED, DRY_RUN = (
     "pending", "sending", "sent", "failed", "in_doubt", "suppressed", "dry_run",
 )
-#: Rows that count as "texted" for the thread window and the hourly cap.
+#: Rows that count as "texted" for the thread window and the hourly cap. (``dry_run`` rows were
+#: left by older versions, whose dry runs used alerts up; a dry run now changes no row.)
 COUNTED = (SENT, SENDING, IN_DOUBT, DRY_RUN)
 _ADVISORY_KEY = 7271006
 
@@ -80,6 +81,8 @@ class SendSummary:
     retried: int = 0
     dry_run: int = 0
     reconciled: int = 0
+    #: Dry run: (outbox id, text) of each alert it would have sent.
+    previews: list[tuple[int, str]] = field(default_factory=list)
 
     def __add__(self, other: "SendSummary") -> "SendSummary":
         return SendSummary(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
@@ -134,6 +137,7 @@ class OutboxSender:
             # and the demo shows one alert per message. Sender lists and dry run still apply.
             self.policy = replace(self.policy, quiet_window=None, max_per_hour=1_000_000_000, thread_window=timedelta(0))
         self.max_attempts = settings.notify.max_attempts
+        self.command = settings.cli_command  # the alert's "Wrong? jeeves label N 0" must work as printed
         self.recipient = settings.notify.to or ("console" if notifier.channel == "console" else None)
         if not self.recipient:
             raise ConfigError("notify.to (the phone number that receives alerts) is not set")
@@ -146,11 +150,19 @@ class OutboxSender:
         self._on_step = on_step
         self._recovered_own = False
         self._unrecorded: list[tuple[int, int, dict]] = []  # provider answers the database missed
+        self._previewed: set[int] = set()  # dry run: rows already shown
+        self._would_have_sent: list[tuple[str, datetime]] = []  # dry run: (thread key, when)
 
     # --- public -----------------------------------------------------------------------------
 
     def run_once(self, limit: int = 100) -> SendSummary:
-        """Reconcile what a crash or an ambiguous error left, then work through due rows."""
+        """Reconcile what a crash or an ambiguous error left, then work through due rows.
+
+        A dry run changes nothing in the outbox: it shows what it would send (and hold or
+        suppress) and leaves every row for a later real run.
+        """
+        if self.policy.dry_run:
+            return self._preview(limit)
         summary = SendSummary()
         self._record_unrecorded()
         summary.reconciled = self.reconcile()
@@ -182,6 +194,54 @@ class OutboxSender:
             resolved += self._reconcile_row(row_id, attempts, recipient, body, _aware(last_attempt_at) or now, channel)
         return resolved
 
+    # --- dry run ----------------------------------------------------------------------------
+
+    def _preview(self, limit: int) -> SendSummary:
+        """What a real pass would do with the due rows, without touching them.
+
+        Rows are read, never claimed or updated, so a later real run still sends them. The
+        rules count the texts this sender would have sent (kept in memory) as if they had gone
+        out, and each row is shown once per sender, so a dry-run daemon does not repeat itself.
+        """
+        summary = SendSummary()
+        now = self._now()
+        with self.store.session() as s:
+            query = (
+                select(OutboxEntry)
+                .where(OutboxEntry.status == PENDING, or_(OutboxEntry.not_before.is_(None), OutboxEntry.not_before <= now))
+                .order_by(OutboxEntry.id)
+            )
+            if self._previewed:
+                query = query.where(OutboxEntry.id.notin_(self._previewed))
+            for row in s.scalars(query.limit(limit)).all():
+                message = s.get(StoredMessage, row.message_pk)
+                candidate = Candidate(sender_address=message.sender_address if message else "", thread_key=row.thread_key or "")
+                history = self._history(s, row, now)
+                would_have = [t for key, t in self._would_have_sent if key == row.thread_key and row.thread_key]
+                history = History(
+                    last_in_thread=max([t for t in (history.last_in_thread, *would_have) if t is not None], default=None),
+                    last_hour=(*history.last_hour, *(t for _, t in self._would_have_sent if t > now - timedelta(hours=1))),
+                )
+                decision = decide(self.policy, candidate, history, now)
+                body = row.body or compose(
+                    message_pk=row.message_pk, sender=message.sender if message else "",
+                    sender_address=candidate.sender_address, subject=message.subject if message else "",
+                    new_text=message.new_text if message else "", command=self.command,
+                )
+                self._previewed.add(row.id)
+                if decision.action == "dry_run":
+                    self._would_have_sent.append((row.thread_key or "", now))
+                    summary.dry_run += 1
+                    summary.previews.append((row.id, body))
+                elif decision.action == "hold":
+                    summary.held += 1
+                else:
+                    summary.suppressed += 1
+                _event("dry_run" if decision.action == "dry_run" else f"dry_run_would_{decision.action}", row.id, self.recipient,
+                       reason=decision.reason, not_before=decision.not_before.isoformat() if decision.not_before else None,
+                       body=body if decision.action == "dry_run" else None)
+        return summary
+
     # --- claiming ---------------------------------------------------------------------------
 
     def _claim_next(self, summary: SendSummary):
@@ -211,6 +271,7 @@ class OutboxSender:
                 sender_address=candidate.sender_address,
                 subject=message.subject if message else "",
                 new_text=message.new_text if message else "",
+                command=self.command,
             )
             row_id, attempts = row.id, row.attempts  # the ORM update below refreshes ``row``
             guard = and_(OutboxEntry.id == row_id, OutboxEntry.status == PENDING, OutboxEntry.attempts == attempts)
@@ -221,13 +282,8 @@ class OutboxSender:
                 )
             elif decision.action == "hold":
                 values = dict(not_before=decision.not_before, error_message=f"held: {decision.reason}")
-            elif decision.action == "suppress":
+            else:  # suppress (a dry run never gets here: ``_preview`` handles it without claiming)
                 values = dict(status=SUPPRESSED, error_message=decision.reason, body=body, channel=self.notifier.channel)
-            else:  # dry run: everything but the send, and it counts as a text for the rules
-                values = dict(
-                    status=DRY_RUN, body=body, recipient=self.recipient, channel=self.notifier.channel,
-                    last_attempt_at=now, claimed_by=self.worker_id, claimed_at=now, error_message=None,
-                )
             changed = s.execute(
                 update(OutboxEntry).where(guard).values(**values).execution_options(synchronize_session=False)
             ).rowcount
@@ -238,13 +294,10 @@ class OutboxSender:
         if decision.action != "send":
             if decision.action == "hold":
                 summary.held += 1
-            elif decision.action == "suppress":
-                summary.suppressed += 1
             else:
-                summary.dry_run += 1
-            _event(decision.action if decision.action != "suppress" else "suppressed", row_id, self.recipient,
-                   reason=decision.reason, not_before=decision.not_before.isoformat() if decision.not_before else None,
-                   body=body if decision.action == "dry_run" else None)  # a dry run shows what it would send
+                summary.suppressed += 1
+            _event("hold" if decision.action == "hold" else "suppressed", row_id, self.recipient,
+                   reason=decision.reason, not_before=decision.not_before.isoformat() if decision.not_before else None)
             return _POLICY_HANDLED
         return _Attempt(row_id, attempts + 1, self.recipient, body, now)
 

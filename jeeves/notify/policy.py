@@ -24,6 +24,7 @@ class Policy:
     quiet_window: tuple[time, time] | None = None
     timezone: str = "UTC"
     thread_window: timedelta = timedelta(hours=24)
+    #: 0: no hourly cap.
     max_per_hour: int = 10
     allow_senders: tuple[str, ...] = ()
     deny_senders: tuple[str, ...] = ()
@@ -131,7 +132,7 @@ def decide(policy: Policy, candidate: Candidate, history: History, now: datetime
         return Decision("hold", "quiet hours", end)
     hour_ago = now - timedelta(hours=1)
     recent = sorted(t for t in history.last_hour if t > hour_ago)
-    if len(recent) >= policy.max_per_hour:
+    if policy.max_per_hour and len(recent) >= policy.max_per_hour:
         # The hour frees up when the oldest text in it is an hour old.
         frees = recent[len(recent) - policy.max_per_hour] + timedelta(hours=1)
         return Decision("hold", f"hourly cap of {policy.max_per_hour} reached", max(frees, now + timedelta(seconds=1)))

@@ -7,9 +7,13 @@ The promises, and how they are kept:
   crash between batches refetches at most one batch; storage dedupes by content hash, so a
   replay stores nothing twice. A UIDVALIDITY change (folder recreated, server migrated) resets
   the folder and rescans it; the rescan re-stores nothing because of the same dedupe.
-- **Never text about old mail.** A folder's ``notify_after`` is set when Jeeves first sees it;
-  messages whose INTERNALDATE is older (minus a small clock-skew allowance) are stored with
-  ``notify=False``. ``first_sync`` limits what the first sync fetches at all.
+- **Never text about old mail**, judged by the server alone (no local clock). When Jeeves
+  first sees a folder it records the server's UIDNEXT (``notify_from_uid``): every message with
+  a lower UID was already there and is stored with ``notify=False``, every later one is texted,
+  however close in time, and an interrupted first sync resumes with the same boundary. If
+  UIDVALIDITY later changes (UIDs renumbered), ``notify_after`` decides instead: the server's
+  INTERNALDATE of the newest message present at first sight; only mail dated after it is
+  texted. ``first_sync`` limits what the first sync fetches at all.
 - **Never mark mail read, never drop it.** Bodies are fetched with ``BODY.PEEK``; a message over
   ``max_message_bytes`` is stored as its header plus the start of its body, flagged truncated.
 - **Bounded memory.** UIDs are listed (integers only), then fetched in batches of
@@ -56,9 +60,8 @@ log = logging.getLogger(__name__)
 IDLE_RENEW_SECONDS = 9 * 60
 #: One ``idle_check`` call blocks at most this long, so ``stop`` is noticed promptly.
 IDLE_CHECK_SECONDS = 1.0
-#: Messages whose INTERNALDATE is at most this much older than ``notify_after`` are still new:
-#: server and client clocks disagree, and INTERNALDATE has one-second resolution.
-CLOCK_SKEW = timedelta(minutes=5)
+#: ``notify_after`` of a folder that was empty at first sight: everything in it arrived later.
+EMPTY_AT_FIRST_SIGHT = datetime(1970, 1, 1, tzinfo=timezone.utc)
 #: Upper bound of raw bytes fetched, parsed and stored as one group (memory stays flat).
 _GROUP_BYTES = 16 * 1024 * 1024
 #: Longest time between reconnect attempts.
@@ -112,13 +115,11 @@ class IMAPSource:
         account: AccountSettings,
         store: Store,
         *,
-        now: Callable[[], datetime] = _utcnow,
         sleep: Callable[[threading.Event, float], bool] | None = None,
         parse_workers: int | None = None,
     ) -> None:
         self.account = account
         self.store = store
-        self.now = now
         self._client: IMAPClient | None = None
         self._token: str | None = None
         self._uidnext_seen: dict[str, int | None] = {}
@@ -400,7 +401,7 @@ class IMAPSource:
 
     def _sync_folder(self, client: IMAPClient, folder: str) -> SyncReport:
         report = SyncReport(source=self.name)
-        state = self.store.folder_state(self.name, folder, kind="imap", notify_after=self.now())
+        state = self.store.folder_state(self.name, folder, kind="imap")
         sel = self._select(client, folder)
         self._uidnext_seen[folder] = sel.uidnext
         if state.uidvalidity is not None and state.uidvalidity != sel.uidvalidity:
@@ -413,6 +414,10 @@ class IMAPSource:
             state = self.store.folder_state(self.name, folder, kind="imap")
             plan = self._plan_rescan(client, state, sel)
         elif state.uidvalidity is None:
+            if state.notify_from_uid is None:  # (not yet set by an earlier, interrupted first pass)
+                first_uidnext = sel.uidnext or max(client.search(["ALL"]) or [0]) + 1
+                state = self.store.set_first_sight(state, from_uid=first_uidnext,
+                                                   after=self._arrival_boundary(client, folder, first_uidnext))
             plan = self._plan_first_sync(client, state, sel)
         else:
             plan = _FolderPlan(self._uids_after(client, state.last_uid))
@@ -467,6 +472,24 @@ class IMAPSource:
         # "UID n:*" always matches the newest message even when n is past it: filter here.
         return sorted(uid for uid in client.search(["UID", f"{last_uid + 1}:*"]) if uid > last_uid)
 
+    def _arrival_boundary(self, client: IMAPClient, folder: str, first_uidnext: int) -> datetime:
+        """The server's INTERNALDATE of the newest message in the folder at first sight (the
+        highest UID below ``first_uidnext``), or EMPTY_AT_FIRST_SIGHT."""
+        newest = first_uidnext - 1
+        if newest <= 0:
+            return EMPTY_AT_FIRST_SIGHT
+        internal = client.fetch([newest], ["INTERNALDATE"]).get(newest, {}).get(b"INTERNALDATE")
+        if internal is None:  # that UID was expunged: the highest one left below it
+            older = [uid for uid in client.search(["UID", f"1:{newest}"]) if uid <= newest]
+            if not older:
+                return EMPTY_AT_FIRST_SIGHT
+            internal = client.fetch([max(older)], ["INTERNALDATE"]).get(max(older), {}).get(b"INTERNALDATE")
+        if not isinstance(internal, datetime):
+            log.warning("imap account %s folder %r: the server gave no INTERNALDATE; mail dated before now (local clock) will not be texted",
+                        self.name, folder, extra={"account": self.name, "folder": folder})
+            return _utcnow()
+        return internal if internal.tzinfo is not None else internal.replace(tzinfo=timezone.utc)
+
     def _plan_first_sync(self, client: IMAPClient, state: FolderState, sel: _Selected) -> _FolderPlan:
         mode = self.account.first_sync
         top = (sel.uidnext - 1) if sel.uidnext else None
@@ -490,7 +513,7 @@ class IMAPSource:
         if self.account.first_sync == "new" and state.notify_after is not None:
             # Only mail from around the time the account was added can be unseen; older mail
             # was deliberately never fetched.
-            since = (state.notify_after - CLOCK_SKEW).date() - timedelta(days=1)
+            since = state.notify_after.date() - timedelta(days=1)
             uids = sorted(client.search(["SINCE", since]))
         else:
             uids = sorted(client.search(["ALL"]))
@@ -632,8 +655,10 @@ class IMAPSource:
         if isinstance(internal, datetime) and internal.tzinfo is None:
             internal = internal.replace(tzinfo=timezone.utc)
         notify = not label_folder
-        if notify and state.notify_after is not None and isinstance(internal, datetime):
-            notify = internal >= state.notify_after - CLOCK_SKEW
+        if notify and state.notify_from_uid is not None:
+            notify = item["uid"] >= state.notify_from_uid  # exact: the server's own numbering
+        elif notify and state.notify_after is not None and isinstance(internal, datetime):
+            notify = internal > state.notify_after
         return NewMessage(
             raw=item["raw"],
             parsed=parsed,

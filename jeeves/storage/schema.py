@@ -75,7 +75,11 @@ class Folder(Base):
     name: Mapped[str] = mapped_column(String(500))
     uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
     last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
-    #: Messages whose internal date is older than this are stored but never texted.
+    #: The server's UIDNEXT when Jeeves first saw the folder: lower UIDs were already there and
+    #: are stored but never texted. Cleared when UIDVALIDITY changes (UIDs are renumbered).
+    notify_from_uid: Mapped[int | None] = mapped_column(BigInteger)
+    #: The server's INTERNALDATE of the newest message at first sight (the epoch if it was
+    #: empty); decides instead of ``notify_from_uid`` once that is cleared: only later mail is texted.
     notify_after: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)

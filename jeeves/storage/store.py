@@ -8,8 +8,10 @@ NOTHING``), so replaying any step after a crash is harmless.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+import re
 import os
 import threading
 from contextlib import contextmanager
@@ -72,6 +74,7 @@ class FolderState:
     uidvalidity: int | None
     last_uid: int
     notify_after: datetime | None
+    notify_from_uid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,7 @@ class Store:
         self.engine: Engine = _make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._migrated = threading.Event()
-        if migrate:
+        if migrate and not self._schema_is_current():
             self.migrate()
 
     @property
@@ -204,6 +207,23 @@ class Store:
         cause = _cause(exc, self.url)
         kind = DatabaseUnreachable if any(needle in cause for needle in _UNREACHABLE) else StoreError
         return kind(f"{what} ({self.where}): {cause}")
+
+    def _schema_is_current(self) -> bool:
+        """Whether the database is already at the newest migration, asked without Alembic.
+
+        Importing Alembic and running ``upgrade`` costs about half a second, on every command;
+        one SELECT answers the usual case. Any doubt (no table, no answer) means "migrate",
+        which then reports a real problem with its own clear error.
+        """
+        head = head_revision()
+        if head is None:
+            return False
+        try:
+            with self.engine.connect() as connection:
+                current = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        except SQLAlchemyError:
+            return False
+        return current == [head]
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (idempotent, safe across processes)."""
@@ -280,7 +300,7 @@ class Store:
             return s.scalar(select(Account.id).where(Account.name == name))
 
     def folder_state(self, account: str, folder: str, *, kind: str = "imap", notify_after: datetime | None = None) -> FolderState:
-        """The folder's sync state, created on first use with ``notify_after`` set."""
+        """The folder's sync state, created on first use (with ``notify_after`` when given)."""
         account_id = self.ensure_account(account, kind)
         with self.session() as s:
             s.execute(
@@ -289,12 +309,21 @@ class Store:
                 .on_conflict_do_nothing(index_elements=["account_id", "name"])
             )
             row = s.scalars(select(Folder).where(Folder.account_id == account_id, Folder.name == folder)).one()
-            return FolderState(row.id, account, folder, row.uidvalidity, row.last_uid, _aware(row.notify_after))
+            return FolderState(row.id, account, folder, row.uidvalidity, row.last_uid, _aware(row.notify_after), row.notify_from_uid)
+
+    def set_first_sight(self, state: FolderState, *, from_uid: int, after: datetime) -> FolderState:
+        """Record, once, where the folder's texted mail begins: at UID ``from_uid`` (the server's
+        UIDNEXT at first sight), and after INTERNALDATE ``after`` once UIDs are renumbered."""
+        with self.session() as s:
+            s.execute(update(Folder).where(Folder.id == state.id, Folder.notify_from_uid.is_(None), Folder.uidvalidity.is_(None))
+                      .values(notify_from_uid=from_uid, notify_after=after))
+            row = s.get(Folder, state.id)
+            return FolderState(row.id, state.account, state.name, row.uidvalidity, row.last_uid, _aware(row.notify_after), row.notify_from_uid)
 
     def reset_folder(self, folder_id: int, uidvalidity: int) -> None:
         """Adopt a new UIDVALIDITY: start the folder over; stored messages dedupe by content."""
         with self.session() as s:
-            s.execute(update(Folder).where(Folder.id == folder_id).values(uidvalidity=uidvalidity, last_uid=0))
+            s.execute(update(Folder).where(Folder.id == folder_id).values(uidvalidity=uidvalidity, last_uid=0, notify_from_uid=None))
 
     def content_hash_at(self, folder_id: int, uidvalidity: int, uid: int) -> str | None:
         """Content hash of the message stored at a folder position, to detect rewritten files."""
@@ -681,6 +710,24 @@ def _safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001
         return "<database url>"
+
+
+@functools.lru_cache(maxsize=1)
+def head_revision() -> str | None:
+    """The newest migration's revision id, from the migration files' ``revision`` and
+    ``down_revision`` lines (the revision no other one revises); None when that is not one
+    clear answer. tests/test_storage.py checks it against Alembic's own."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        source = path.read_text()
+        found = re.search(r"^revision\s*=\s*['\"]([^'\"]+)['\"]", source, re.M)
+        if found is None:
+            return None
+        revisions.add(found.group(1))
+        revised.update(re.findall(r"['\"]([^'\"]+)['\"]", (re.search(r"^down_revision\s*=\s*(.*)$", source, re.M) or [None, ""])[1]))
+    heads = revisions - revised
+    return heads.pop() if len(heads) == 1 else None
 
 
 def _describe(url: str) -> str:

@@ -4,16 +4,16 @@
 message, hence ``message_pk`` may be empty); ``digest_entries`` holds the unsure messages and
 the digest that listed them.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-29 21:00:00
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0003'
-down_revision = '0002'
+revision = '0004'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 
