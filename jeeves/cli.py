@@ -203,11 +203,12 @@ def cmd_status(settings, args) -> int:
 def cmd_models(settings, args) -> int:
     from jeeves.registry import list_models, set_current
 
+    shipped = settings.model.shipped_fallback
     if args.use:
-        set_current(settings.model.dir, args.use)
+        set_current(settings.model.dir, args.use, shipped_dir=shipped)
         print(f"now serving {args.use} (a running daemon switches on its next message)")
         return 0
-    entries = list_models(settings.model.dir)
+    entries = list_models(settings.model.dir, shipped)
     if not entries:
         print(f"no models in {settings.model.dir}")
         return 1

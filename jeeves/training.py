@@ -39,6 +39,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
 from jeeves.config import SHIPPED_MODELS_DIR
+from jeeves.resources import default_models_dir
 from jeeves.errors import ModelError
 from jeeves.parsing import EmailDocument
 from jeeves.features import baseline_features, build_features
@@ -252,7 +253,7 @@ def format_table(table: list[dict[str, Any]], baseline: dict[str, Any] | None = 
     return "\n".join(lines)
 
 
-def train(documents: Sequence, labels, groups, *, out_dir: Path = SHIPPED_MODELS_DIR, target_recall: float = 0.9,
+def train(documents: Sequence, labels, groups, *, out_dir: Path = default_models_dir(), target_recall: float = 0.9,
           sample_weight=None, progress: bool = True, quick: bool = False, subsets: dict[str, Any] | None = None,
           sample_weighting: str | None = None) -> ModelCard:
     """Search, pick the winner, fit it on everything, save it with its card, make it current.
@@ -331,7 +332,7 @@ def train(documents: Sequence, labels, groups, *, out_dir: Path = SHIPPED_MODELS
     return card
 
 
-def train_corpus(corpus_dir: Path, out_dir: Path = SHIPPED_MODELS_DIR, *, low_weight: float = LOW_CONFIDENCE_WEIGHT,
+def train_corpus(corpus_dir: Path, out_dir: Path = default_models_dir(), *, low_weight: float = LOW_CONFIDENCE_WEIGHT,
                  **kwargs) -> ModelCard:
     """Train on a corpus directory; ``low``-confidence labels weigh ``low_weight``."""
     from jeeves.corpus import load_corpus
