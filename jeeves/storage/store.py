@@ -22,6 +22,7 @@ from sqlalchemy import Engine, create_engine, event, func, select, text, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, load_only, sessionmaker
 
+from jeeves import resources
 from jeeves.errors import DatabaseUnreachable, StoreError
 from jeeves.parsing import EmailDocument, ParsedEmail
 from jeeves.storage.conversations import conversation_key, conversation_refs
@@ -38,7 +39,8 @@ from jeeves.storage.schema import (
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+#: The Alembic scripts shipped in the package (``migrations/`` of the repository).
+MIGRATIONS_DIR = resources.migrations_dir()
 #: What ``conversation_key`` reads of a message (not its raw bytes or text).
 _CONVERSATION_COLUMNS = (
     StoredMessage.id, StoredMessage.dedupe_key, StoredMessage.message_id, StoredMessage.refs,
@@ -192,7 +194,14 @@ class Store:
         return kind(f"{what} ({self.where}): {cause}")
 
     def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision (idempotent, safe across processes)."""
+        """Bring the schema to the newest Alembic revision: all of it or none of it.
+
+        Every pending migration runs in one transaction together with the ``alembic_version``
+        update, so a process killed at any point (the very first start included) leaves either
+        the old schema or the new one, and the next start simply migrates again. Concurrent
+        starts are serialised: by an advisory lock on PostgreSQL, by ``BEGIN IMMEDIATE`` (the
+        write lock, waited for up to the busy timeout) on SQLite.
+        """
         from alembic import command
         from alembic.config import Config
 
@@ -200,12 +209,13 @@ class Store:
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         config.attributes["engine"] = self.engine
         try:
-            with self.engine.begin() as connection:
+            with self.engine.connect() as connection, _transactional_ddl(connection):
                 if self.dialect == "postgresql":
                     # Several daemons may start together; only one may run migrations at a time.
                     connection.execute(text("SELECT pg_advisory_xact_lock(7271001)"))
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
+                connection.commit()
         except DBAPIError as exc:
             raise self._error("cannot migrate the database", exc) from exc
         self._migrated.set()
@@ -579,6 +589,31 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value
+
+
+@contextmanager
+def _transactional_ddl(connection) -> Iterator[None]:
+    """Make DDL on ``connection`` part of its transaction, as it is on PostgreSQL.
+
+    Python's sqlite3 module only opens a transaction before INSERT/UPDATE/DELETE, so CREATE and
+    ALTER TABLE would each commit on their own: a crash mid-migration would leave tables behind
+    without their ``alembic_version`` row, and every later start would fail on "table already
+    exists". With the module's implicit transactions off, the explicit BEGIN covers everything
+    until the connection commits (SQLAlchemy's documented recipe for SQLite transactional DDL).
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    dbapi_connection = connection.connection.driver_connection
+    saved = dbapi_connection.isolation_level
+    dbapi_connection.isolation_level = None
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        yield
+    finally:
+        if dbapi_connection.in_transaction:
+            dbapi_connection.rollback()
+        dbapi_connection.isolation_level = saved
 
 
 def _make_engine(url: str) -> Engine:
