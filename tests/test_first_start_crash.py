@@ -57,13 +57,12 @@ def _killed_first_start(tmp_path: Path, url: str, mbox: Path, kill_at: int) -> s
                           env=env, capture_output=True, text=True, timeout=120)
 
 
-def _next_start(monkeypatch, tmp_path: Path, url: str, mbox: Path, capsys) -> int:
+def _next_start(monkeypatch, tmp_path: Path, url: str, mbox: Path, capsys) -> tuple[int, str]:
     """The next start, through the CLI's own entry point (in this process, to keep the test quick)."""
     monkeypatch.setenv("JEEVES_DATABASE__URL", url)
     monkeypatch.setenv("JEEVES_DATA_DIR", str(tmp_path / "data"))
     code = main(["import", str(mbox)])
-    capsys.readouterr()
-    return code
+    return code, capsys.readouterr().err
 
 
 def _assert_migrated_and_complete(url: str, n_messages: int) -> None:
@@ -113,5 +112,62 @@ def test_a_first_start_killed_at_any_point_of_the_migration_starts_again(kind, t
         url = _fresh_url(kind, tmp_path, request, point)
         killed = _killed_first_start(tmp_path, url, mbox, kill_at=point)
         assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
-        assert _next_start(monkeypatch, tmp_path, url, mbox, capsys) == 0, point
+        code, err = _next_start(monkeypatch, tmp_path, url, mbox, capsys)
+        assert code == 0, (point, err)
         _assert_migrated_and_complete(url, n_messages)
+
+
+def _interrupt_like_before_the_fix(url: str, at_statement: int) -> None:
+    """What an earlier Jeeves left when killed mid-migration on SQLite: each CREATE committed on
+    its own (the sqlite3 module's implicit transactions skip DDL), the version row never written."""
+    from alembic import command
+
+    engine = create_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    count = 0
+
+    def crash(*_args) -> None:
+        nonlocal count
+        count += 1
+        if count == at_statement:
+            raise KeyboardInterrupt  # stands in for the kill: nothing after this runs
+
+    event.listen(engine, "before_cursor_execute", crash)
+    try:
+        with pytest.raises(KeyboardInterrupt), engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    finally:
+        engine.dispose()
+
+
+def test_a_database_left_by_an_earlier_interrupted_first_start_is_repaired(tmp_path, small_mbox, monkeypatch, capsys):
+    mbox, n_messages = small_mbox
+    url = f"sqlite:///{tmp_path / 'left.db'}"
+    _interrupt_like_before_the_fix(url, at_statement=30)
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        tables = set(connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'").scalars())
+        assert "accounts" in tables
+        assert "alembic_version" not in tables or connection.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar() == 0
+    engine.dispose()
+    code, err = _next_start(monkeypatch, tmp_path, url, mbox, capsys)
+    assert code == 0, err
+    _assert_migrated_and_complete(url, n_messages)
+
+
+def test_leftover_tables_holding_data_are_never_dropped(tmp_path, small_mbox, monkeypatch, capsys):
+    mbox, _ = small_mbox
+    url = f"sqlite:///{tmp_path / 'left.db'}"
+    _interrupt_like_before_the_fix(url, at_statement=30)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO accounts (name, kind, created_at) VALUES ('kept', 'imap', '2026-01-01')")
+    engine.dispose()
+    code, err = _next_start(monkeypatch, tmp_path, url, mbox, capsys)
+    assert code == 2 and err.startswith("jeeves: cannot migrate the database") and "already exists" in err
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT name FROM accounts").scalars().all() == ["kept"]
+    engine.dispose()

@@ -213,6 +213,8 @@ class Store:
                 if self.dialect == "postgresql":
                     # Several daemons may start together; only one may run migrations at a time.
                     connection.execute(text("SELECT pg_advisory_xact_lock(7271001)"))
+                else:
+                    _drop_interrupted_first_migration(connection)
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
                 connection.commit()
@@ -545,6 +547,24 @@ class Store:
                 outbox=outbox,
             )
 
+    def flagged_by_message_id(self, message_ids: Sequence[str]) -> dict[str, tuple[int, str, bool]]:
+        """Message-ID -> (pk, subject, whether any model flagged it) for the stored ones."""
+        found: dict[str, tuple[int, str, bool]] = {}
+        ids = list(message_ids)
+        with self.session() as s:
+            for i in range(0, len(ids), 500):
+                flagged = (
+                    select(func.count()).select_from(Prediction)
+                    .where(Prediction.message_pk == StoredMessage.id, Prediction.decision.is_(True))
+                    .scalar_subquery()
+                )
+                rows = s.execute(
+                    select(StoredMessage.message_id, StoredMessage.id, StoredMessage.subject, flagged)
+                    .where(StoredMessage.message_id.in_(ids[i : i + 500]))
+                ).all()
+                found.update({mid: (int(pk), subject or "", bool(n)) for mid, pk, subject, n in rows})
+        return found
+
     def accounts(self) -> list[Account]:
         with self.session() as s:
             return list(s.scalars(select(Account).order_by(Account.name)))
@@ -614,6 +634,33 @@ def _transactional_ddl(connection) -> Iterator[None]:
         if dbapi_connection.in_transaction:
             dbapi_connection.rollback()
         dbapi_connection.isolation_level = saved
+
+
+def _drop_interrupted_first_migration(connection) -> None:
+    """Clear what a first start killed mid-migration by an earlier Jeeves left in an SQLite file.
+
+    Before migrations were transactional on SQLite, such a crash left some tables and no
+    ``alembic_version`` row, and every later start failed on "table ... already exists". Those
+    tables are recognisable (only Jeeves's, all empty, no version recorded) and hold nothing, so
+    they are dropped and the migration runs afresh; anything else is left for the error to name.
+    """
+    from sqlalchemy import inspect
+
+    from jeeves.storage.schema import Base
+
+    tables = set(inspect(connection).get_table_names())
+    if not tables & set(Base.metadata.tables):
+        return
+    if "alembic_version" in tables and connection.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar():
+        return
+    leftovers = tables - {"alembic_version"}
+    if any(t not in Base.metadata.tables and not t.startswith("_alembic_tmp_") for t in leftovers):
+        return
+    if any(connection.exec_driver_sql(f'SELECT 1 FROM "{t}" LIMIT 1').first() for t in leftovers):
+        return
+    for table in leftovers:
+        connection.exec_driver_sql(f'DROP TABLE "{table}"')
+    log.warning("dropped %d empty tables left by an interrupted first start; migrating afresh", len(leftovers))
 
 
 def _make_engine(url: str) -> Engine:
