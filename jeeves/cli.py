@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a small grid, for a fast check")
 
     sub.add_parser("health", help="exit 0 when the database and model are usable, 1 otherwise")
+
+    sub.add_parser("demo", help="one pass over the shipped sample mailbox (its own database, console alerts), "
+                                "then which alerts were the planted requests")
     return parser
 
 
@@ -244,6 +247,17 @@ def cmd_health(settings, args) -> int:
     return 0
 
 
+def cmd_demo(settings, args) -> int:
+    from jeeves.demo import run_demo
+
+    if not args.verbose:
+        # The alerts and the summary are the demo's output; per-send log lines would drown them.
+        logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
+    report = run_demo(settings)
+    print(report.to_text())
+    return 1 if report.run.errors else 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "import": cmd_import,
@@ -256,4 +270,5 @@ COMMANDS = {
     "models": cmd_models,
     "retrain": cmd_retrain,
     "health": cmd_health,
+    "demo": cmd_demo,
 }
