@@ -171,3 +171,20 @@ def test_leftover_tables_holding_data_are_never_dropped(tmp_path, small_mbox, mo
     with engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT name FROM accounts").scalars().all() == ["kept"]
     engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_simultaneous_first_starts_migrate_once(kind, tmp_path, request, small_mbox):
+    """A daemon and a CLI command (or several daemons) starting together on a fresh database:
+    one migrates, the others wait for it, and all of them work."""
+    mbox, n_messages = small_mbox
+    url = _fresh_url(kind, tmp_path, request, 999)
+    env = {**os.environ, "JEEVES_DATABASE__URL": url, "JEEVES_DATA_DIR": str(tmp_path / "data")}
+    starts = [subprocess.Popen([sys.executable, "-m", "jeeves", "import", str(mbox)], env=env, cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in starts]
+    for p in starts:
+        p.stdout.close()
+        p.stderr.close()
+    assert [code for code, _ in results] == [0, 0, 0], results
+    _assert_migrated_and_complete(url, n_messages)
