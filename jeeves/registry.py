@@ -2,6 +2,8 @@
 
 Promotion and rollback only rewrite ``CURRENT`` (atomically), so a running daemon, which
 watches that file, switches models between two messages and never sees a half-written name.
+The model shipped inside the package serves until the default directory has a ``CURRENT``
+(see ``jeeves.resources``); it is listed beside the trained ones and can be rolled back to.
 """
 
 from __future__ import annotations

@@ -658,7 +658,9 @@ def _drop_interrupted_first_migration(connection) -> None:
         return
     if any(connection.exec_driver_sql(f'SELECT 1 FROM "{t}" LIMIT 1').first() for t in leftovers):
         return
-    for table in leftovers:
+    # Children before parents: with foreign keys on, SQLite checks a dropped parent's references.
+    ordered = [t.name for t in reversed(Base.metadata.sorted_tables) if t.name in leftovers]
+    for table in ordered + sorted(leftovers - set(ordered)):
         connection.exec_driver_sql(f'DROP TABLE "{table}"')
     log.warning("dropped %d empty tables left by an interrupted first start; migrating afresh", len(leftovers))
 
