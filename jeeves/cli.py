@@ -14,10 +14,12 @@ from jeeves.errors import JeevesError
 
 log = logging.getLogger("jeeves")
 
-#: Default labels for train/evaluate/retrain (``jeeves.corpus.DEFAULT_CORPORA``), spelled out here so
-#: that ``--version`` and ``--help`` answer without importing the settings machinery (pydantic).
-DEFAULT_CORPORA = tuple(Path(__file__).resolve().parent.parent / "data" / name
-                        for name in ("enron-meetings", "enron-active", "enron-active2"))
+
+def _default_corpora():
+    """The shipped labels (``jeeves.corpus.DEFAULT_CORPORA``), imported only by commands that train."""
+    from jeeves.corpus import DEFAULT_CORPORA
+
+    return DEFAULT_CORPORA
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a small grid, for a fast check")
 
     sub.add_parser("health", help="exit 0 when the database and model are usable, 1 otherwise")
+
+    sub.add_parser("demo", help="one pass over the shipped sample mailbox (its own database, console alerts), "
+                                "then which alerts were the planted requests")
     return parser
 
 
@@ -133,7 +138,7 @@ def cmd_train(settings, args) -> int:
 
     out = args.out or settings.model.dir
     card = train_corpus(
-        args.corpus or DEFAULT_CORPORA, out, target_recall=args.target_recall or settings.model.target_recall, progress=True, quick=args.quick
+        args.corpus or _default_corpora(), out, target_recall=args.target_recall or settings.model.target_recall, progress=True, quick=args.quick
     )
     version = card["version"] if isinstance(card, dict) else getattr(card, "version", card)
     print(f"model {version} saved in {out} and made current")
@@ -146,7 +151,7 @@ def cmd_evaluate(settings, args) -> int:
 
     model = (load_model(args.model, models_dir=settings.model.dir, trade_off=settings.notify.trade_off) if args.model
              else _app(settings).model)
-    report = evaluate_corpus(model, args.corpus or DEFAULT_CORPORA, out_dir=args.out)
+    report = evaluate_corpus(model, args.corpus or _default_corpora(), out_dir=args.out)
     if args.json:
         print(json.dumps(report.as_dict(), default=float))
     else:
@@ -217,11 +222,12 @@ def cmd_status(settings, args) -> int:
 def cmd_models(settings, args) -> int:
     from jeeves.registry import list_models, set_current
 
+    shipped = settings.model.shipped_fallback
     if args.use:
-        set_current(settings.model.dir, args.use)
+        set_current(settings.model.dir, args.use, shipped_dir=shipped)
         print(f"now serving {args.use} (a running daemon switches on its next message)")
         return 0
-    entries = list_models(settings.model.dir)
+    entries = list_models(settings.model.dir, shipped)
     if not entries:
         print(f"no models in {settings.model.dir}")
         return 1
@@ -235,7 +241,7 @@ def cmd_models(settings, args) -> int:
 def cmd_retrain(settings, args) -> int:
     from jeeves.retrain import retrain_and_maybe_promote
 
-    result = retrain_and_maybe_promote(_app(settings), corpus_dir=args.corpus or DEFAULT_CORPORA, quick=args.quick, progress=True)
+    result = retrain_and_maybe_promote(_app(settings), corpus_dir=args.corpus or _default_corpora(), quick=args.quick, progress=True)
     champ = result.champion_scores
     print(f"challenger {result.challenger}: ROC AUC {result.challenger_scores['roc_auc']:.3f}, recall {result.challenger_scores['recall']:.3f}"
           f" on {result.n_eval} held-out labels ({result.n_user_labels} of all labels are yours)")
@@ -259,6 +265,17 @@ def cmd_health(settings, args) -> int:
     return 0
 
 
+def cmd_demo(settings, args) -> int:
+    from jeeves.demo import run_demo
+
+    if not args.verbose:
+        # The alerts and the summary are the demo's output; per-send log lines would drown them.
+        logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
+    report = run_demo(settings)
+    print(report.to_text())
+    return 1 if report.run.errors else 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "import": cmd_import,
@@ -271,4 +288,5 @@ COMMANDS = {
     "models": cmd_models,
     "retrain": cmd_retrain,
     "health": cmd_health,
+    "demo": cmd_demo,
 }

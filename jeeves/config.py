@@ -18,16 +18,15 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from jeeves import resources
 from jeeves.errors import ConfigError
 
-#: Repository root when running from a checkout (editable install); shipped data lives here.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_MODELS_DIR = PROJECT_ROOT / "models"
-SHIPPED_DATA_DIR = PROJECT_ROOT / "data"
+#: The shipped (read-only) models and data, inside the installed package; see jeeves/resources.py.
+SHIPPED_MODELS_DIR = resources.shipped_models_dir()
+SHIPPED_DATA_DIR = resources.shipped_data_dir()
 
 
 #: An E.164 phone number: '+', a country code not starting with 0, at most 15 digits in all.
@@ -48,12 +47,25 @@ class DatabaseSettings(_Section):
 
 
 class ModelSettings(_Section):
-    #: Directory holding versioned models and ``current``; defaults to the shipped ``models/``.
-    dir: Path = SHIPPED_MODELS_DIR
+    #: Directory holding versioned models and ``CURRENT``; trained models are written here.
+    #: Default ``<data_dir>/models``, which serves the shipped model until one is promoted there.
+    dir: Path | None = None
     #: A specific model file to serve instead of the directory's current one.
     path: Path | None = None
     #: Recall the decision threshold is chosen to reach on cross-validated predictions.
     target_recall: float = Field(0.90, gt=0.0, le=1.0)
+    _dir_is_default: bool = PrivateAttr(False)
+
+    @property
+    def shipped_fallback(self) -> Path | None:
+        """The shipped models, served while the default models directory has none; None when
+        ``dir`` was configured (then a missing model there is an error, not a silent fallback)."""
+        return resources.shipped_models_dir() if self._dir_is_default else None
+
+    @property
+    def serving_dir(self) -> Path:
+        """The directory whose ``CURRENT`` is served (the shipped models until one is promoted)."""
+        return resources.serving_models_dir(self.dir, fall_back_to_shipped=self._dir_is_default)
 
 
 class AccountSettings(_Section):
@@ -247,7 +259,7 @@ class Settings(BaseSettings):
         env_prefix="JEEVES_", env_nested_delimiter="__", extra="forbid", validate_default=True
     )
 
-    data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("jeeves")))
+    data_dir: Path = Field(default_factory=resources.default_data_dir)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     accounts: list[AccountSettings] = Field(default_factory=list)
@@ -290,6 +302,13 @@ class Settings(BaseSettings):
     @property
     def database_url(self) -> str:
         return self.database.url or f"sqlite:///{self.data_dir / 'jeeves.db'}"
+
+    @model_validator(mode="after")
+    def _models_dir_in_data_dir(self) -> "Settings":
+        if self.model.dir is None:
+            self.model.dir = resources.default_models_dir(self.data_dir)
+            self.model._dir_is_default = True
+        return self
 
     @model_validator(mode="after")
     def _unique_account_names(self) -> "Settings":

@@ -4,6 +4,8 @@ Promotion and rollback only rewrite ``CURRENT`` (atomically), so a running daemo
 watches that file, switches models between two messages and never sees a half-written name.
 ``verify_model`` checks a model against its card without unpickling it or importing
 scikit-learn, so ``status`` and ``health`` answer in well under a second.
+The model shipped inside the package serves until the default directory has a ``CURRENT``
+(see ``jeeves.resources``); it is listed beside the trained ones and can be rolled back to.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -88,11 +91,17 @@ def verify_model(path: Path | None, models_dir: Path) -> tuple[Path, dict]:
     return model_path, card
 
 
-def list_models(models_dir: Path) -> list[ModelEntry]:
-    """Every model with a card in ``models_dir``, oldest first."""
+def list_models(models_dir: Path, shipped_dir: Path | None = None) -> list[ModelEntry]:
+    """Every model with a card in ``models_dir`` (and in ``shipped_dir``, the models shipped with
+    Jeeves, which serve while ``models_dir`` has no ``CURRENT``), oldest first."""
     current = current_version(models_dir)
+    if current is None and shipped_dir is not None:
+        current = current_version(shipped_dir)
+    card_paths = sorted(Path(models_dir).glob("*.json"))
+    if shipped_dir is not None:
+        card_paths += [p for p in sorted(Path(shipped_dir).glob("*.json")) if not (Path(models_dir) / p.name).exists()]
     entries = []
-    for card_path in sorted(Path(models_dir).glob("*.json")):
+    for card_path in card_paths:
         try:
             card = json.loads(card_path.read_text())
         except (OSError, ValueError):
@@ -108,11 +117,23 @@ def list_models(models_dir: Path) -> list[ModelEntry]:
     return sorted(entries, key=lambda e: (e.created, e.version))
 
 
-def set_current(models_dir: Path, version: str) -> None:
-    """Serve ``version`` from now on (promotion or rollback)."""
+def set_current(models_dir: Path, version: str, *, shipped_dir: Path | None = None) -> None:
+    """Serve ``version`` from now on (promotion or rollback).
+
+    A version found only in ``shipped_dir`` is first copied into ``models_dir`` (the shipped
+    files are read-only), so rolling back to the shipped model works like any other rollback.
+    """
     models_dir = Path(models_dir)
-    if not (models_dir / f"{version}.joblib").is_file() or not (models_dir / f"{version}.json").is_file():
-        known = ", ".join(e.version for e in list_models(models_dir)) or "none"
+    files = (f"{version}.joblib", f"{version}.json")
+    if shipped_dir is not None and not all((models_dir / f).is_file() for f in files) \
+            and all((Path(shipped_dir) / f).is_file() for f in files):
+        models_dir.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            tmp = models_dir / f".{name}.{os.getpid()}"
+            shutil.copyfile(Path(shipped_dir) / name, tmp)
+            tmp.replace(models_dir / name)
+    if not all((models_dir / f).is_file() for f in files):
+        known = ", ".join(e.version for e in list_models(models_dir, shipped_dir)) or "none"
         raise ModelError(f"no model {version!r} in {models_dir} (known: {known})")
     tmp = models_dir / f".CURRENT.{os.getpid()}"
     tmp.write_text(version + "\n")

@@ -95,13 +95,16 @@ class Jeeves:
 
     @property
     def model(self) -> "ServingModel":
-        """The serving model; reloaded when a newer one is promoted (``models/CURRENT`` changes)."""
+        """The serving model; reloaded when a newer one is promoted (``<model.dir>/CURRENT`` changes).
+
+        Until a model is promoted into the default models directory, the shipped one serves.
+        """
         with self._lock:
             stamp = self._model_stamp_now()
             if self._model is None or stamp != self._model_stamp:
                 from jeeves.training import load_model
 
-                model = load_model(self.settings.model.path, models_dir=self.settings.model.dir,
+                model = load_model(self.settings.model.path, models_dir=self.settings.model.serving_dir,
                                    trade_off=self.settings.notify.trade_off)
                 if self._model is not None and model.version != self._model.version:
                     log.info("serving model changed: %s -> %s", self._model.version, model.version)

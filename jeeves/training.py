@@ -45,6 +45,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
 from jeeves.config import SHIPPED_MODELS_DIR
+from jeeves.resources import default_models_dir
 from jeeves.errors import ModelError
 from jeeves.parsing import EmailDocument
 from jeeves.registry import file_sha256 as _sha256, resolve_model_path, verify_model  # noqa: F401 - re-exported
@@ -264,7 +265,7 @@ def format_table(table: list[dict[str, Any]], baseline: dict[str, Any] | None = 
     return "\n".join(lines)
 
 
-def train(documents: Sequence, labels, groups, *, out_dir: Path = SHIPPED_MODELS_DIR, target_recall: float = 0.9,
+def train(documents: Sequence, labels, groups, *, out_dir: Path = default_models_dir(), target_recall: float = 0.9,
           sample_weight=None, progress: bool = True, quick: bool = False, subsets: dict[str, Any] | None = None,
           sample_weighting: str | None = None, confidence: Sequence[str] | None = None,
           inbox_samples: Sequence | None = None, data_hash: str | None = None) -> ModelCard:
@@ -383,7 +384,7 @@ def _write_card(out_dir: Path, card: ModelCard) -> None:
     tmp.replace(path)
 
 
-def train_corpus(corpus_dir, out_dir: Path = SHIPPED_MODELS_DIR, *, low_weight: float = LOW_CONFIDENCE_WEIGHT,
+def train_corpus(corpus_dir, out_dir: Path = default_models_dir(), *, low_weight: float = LOW_CONFIDENCE_WEIGHT,
                  **kwargs) -> ModelCard:
     """Train on one or several corpus directories; ``low``-confidence labels weigh ``low_weight``."""
     from jeeves.corpus import load_corpora

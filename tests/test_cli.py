@@ -183,3 +183,33 @@ def test_an_unreachable_database_is_retried_for_connect_retry_seconds(env, monke
     monkeypatch.setenv("JEEVES_DATABASE__CONNECT_RETRY_SECONDS", "0")
     assert main(["status"]) == 2
     assert "retrying" not in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_trained_models_go_to_the_data_dir_and_the_shipped_one_serves_until_then(env, small_corpus, capsys):
+    from jeeves.resources import shipped_models_dir
+
+    shipped = shipped_models_dir()
+    shipped_files = sorted((p.name, p.stat().st_mtime_ns) for p in shipped.iterdir())
+    shipped_version = (shipped / "CURRENT").read_text().strip()
+
+    def serving() -> str:
+        assert main(["status", "--json"]) == 0
+        return json.loads(capsys.readouterr().out)["model"]["version"]
+
+    assert serving() == shipped_version
+    assert main(["train", "--quick", "--corpus", str(small_corpus)]) == 0
+    capsys.readouterr()
+    trained = (env / "data/models/CURRENT").read_text().strip()
+    assert trained != shipped_version and serving() == trained
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in shipped.iterdir()) == shipped_files
+
+    # Rolling back to the shipped model copies it beside the trained ones; the package is untouched.
+    assert main(["models"]) == 0
+    listed = capsys.readouterr().out
+    assert shipped_version in listed and any(line.startswith("*") and trained in line for line in listed.splitlines())
+    assert main(["models", "--use", shipped_version]) == 0
+    capsys.readouterr()
+    assert serving() == shipped_version
+    assert (env / f"data/models/{shipped_version}.joblib").is_file()
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in shipped.iterdir()) == shipped_files

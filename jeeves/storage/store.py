@@ -24,6 +24,7 @@ from sqlalchemy import Engine, create_engine, event, func, select, text, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, load_only, sessionmaker
 
+from jeeves import resources
 from jeeves.errors import DatabaseUnreachable, StoreError
 from jeeves.parsing import EmailDocument, ParsedEmail
 from jeeves.storage.conversations import conversation_key, conversation_refs
@@ -41,7 +42,8 @@ from jeeves.storage.schema import (
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+#: The Alembic scripts shipped in the package (``migrations/`` of the repository).
+MIGRATIONS_DIR = resources.migrations_dir()
 #: What ``conversation_key`` reads of a message (not its raw bytes or text).
 _CONVERSATION_COLUMNS = (
     StoredMessage.id, StoredMessage.dedupe_key, StoredMessage.message_id, StoredMessage.refs,
@@ -226,7 +228,14 @@ class Store:
         return current == [head]
 
     def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision (idempotent, safe across processes)."""
+        """Bring the schema to the newest Alembic revision: all of it or none of it.
+
+        Every pending migration runs in one transaction together with the ``alembic_version``
+        update, so a process killed at any point (the very first start included) leaves either
+        the old schema or the new one, and the next start simply migrates again. Concurrent
+        starts are serialised: by an advisory lock on PostgreSQL, by ``BEGIN IMMEDIATE`` (the
+        write lock, waited for up to the busy timeout) on SQLite.
+        """
         from alembic import command
         from alembic.config import Config
 
@@ -234,12 +243,15 @@ class Store:
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         config.attributes["engine"] = self.engine
         try:
-            with self.engine.begin() as connection:
+            with self.engine.connect() as connection, _transactional_ddl(connection):
                 if self.dialect == "postgresql":
                     # Several daemons may start together; only one may run migrations at a time.
                     connection.execute(text("SELECT pg_advisory_xact_lock(7271001)"))
+                else:
+                    _drop_interrupted_first_migration(connection)
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
+                connection.commit()
         except DBAPIError as exc:
             raise self._error("cannot migrate the database", exc) from exc
         self._migrated.set()
@@ -645,6 +657,30 @@ class Store:
                 outbox=outbox,
             )
 
+    def flagged_by_message_id(self, message_ids: Sequence[str]) -> dict[str, tuple[int, str, bool, bool]]:
+        """Message-ID -> (pk, subject, whether any model flagged it for a text, whether it waits
+        for or was listed in a digest) for the stored ones."""
+        found: dict[str, tuple[int, str, bool, bool]] = {}
+        ids = list(message_ids)
+        with self.session() as s:
+            for i in range(0, len(ids), 500):
+                flagged = (
+                    select(func.count()).select_from(Prediction)
+                    .where(Prediction.message_pk == StoredMessage.id, Prediction.decision.is_(True))
+                    .scalar_subquery()
+                )
+                listed = (
+                    select(func.count()).select_from(DigestEntry)
+                    .where(DigestEntry.message_pk == StoredMessage.id)
+                    .scalar_subquery()
+                )
+                rows = s.execute(
+                    select(StoredMessage.message_id, StoredMessage.id, StoredMessage.subject, flagged, listed)
+                    .where(StoredMessage.message_id.in_(ids[i : i + 500]))
+                ).all()
+                found.update({mid: (int(pk), subject or "", bool(n), bool(d)) for mid, pk, subject, n, d in rows})
+        return found
+
     def accounts(self) -> list[Account]:
         with self.session() as s:
             return list(s.scalars(select(Account).order_by(Account.name)))
@@ -689,6 +725,60 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     return value
+
+
+@contextmanager
+def _transactional_ddl(connection) -> Iterator[None]:
+    """Make DDL on ``connection`` part of its transaction, as it is on PostgreSQL.
+
+    Python's sqlite3 module only opens a transaction before INSERT/UPDATE/DELETE, so CREATE and
+    ALTER TABLE would each commit on their own: a crash mid-migration would leave tables behind
+    without their ``alembic_version`` row, and every later start would fail on "table already
+    exists". With the module's implicit transactions off, the explicit BEGIN covers everything
+    until the connection commits (SQLAlchemy's documented recipe for SQLite transactional DDL).
+    """
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    dbapi_connection = connection.connection.driver_connection
+    saved = dbapi_connection.isolation_level
+    dbapi_connection.isolation_level = None
+    try:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        yield
+    finally:
+        if dbapi_connection.in_transaction:
+            dbapi_connection.rollback()
+        dbapi_connection.isolation_level = saved
+
+
+def _drop_interrupted_first_migration(connection) -> None:
+    """Clear what a first start killed mid-migration by an earlier Jeeves left in an SQLite file.
+
+    Before migrations were transactional on SQLite, such a crash left some tables and no
+    ``alembic_version`` row, and every later start failed on "table ... already exists". Those
+    tables are recognisable (only Jeeves's, all empty, no version recorded) and hold nothing, so
+    they are dropped and the migration runs afresh; anything else is left for the error to name.
+    """
+    from sqlalchemy import inspect
+
+    from jeeves.storage.schema import Base
+
+    tables = set(inspect(connection).get_table_names())
+    if not tables & set(Base.metadata.tables):
+        return
+    if "alembic_version" in tables and connection.exec_driver_sql("SELECT count(*) FROM alembic_version").scalar():
+        return
+    leftovers = tables - {"alembic_version"}
+    if any(t not in Base.metadata.tables and not t.startswith("_alembic_tmp_") for t in leftovers):
+        return
+    if any(connection.exec_driver_sql(f'SELECT 1 FROM "{t}" LIMIT 1').first() for t in leftovers):
+        return
+    # Children before parents: with foreign keys on, SQLite checks a dropped parent's references.
+    ordered = [t.name for t in reversed(Base.metadata.sorted_tables) if t.name in leftovers]
+    for table in ordered + sorted(leftovers - set(ordered)):
+        connection.exec_driver_sql(f'DROP TABLE "{table}"')
+    log.warning("dropped %d empty tables left by an interrupted first start; migrating afresh", len(leftovers))
 
 
 def _make_engine(url: str) -> Engine:

@@ -1,0 +1,2 @@
+"""Shipped with the package as ``jeeves._data`` (pyproject.toml maps this directory); found with
+importlib.resources by jeeves/resources.py."""
