@@ -130,7 +130,7 @@ class Jeeves:
         so commands that only report on the model stay fast."""
         from jeeves.registry import verify_model
 
-        return verify_model(self.settings.model.path, self.settings.model.dir)[1]
+        return verify_model(self.settings.model.path, self.settings.model.serving_dir)[1]
 
     @property
     def notifier(self) -> Any:
