@@ -44,8 +44,12 @@ class Corpus:
     weight: np.ndarray | None = None
     #: The directory name each row came from (active draws are told apart by it).
     source: list[str] = field(default_factory=list)
+    #: ``data_hash`` of each directory read, so a model card can tell which files it was trained on.
+    part_hashes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if not self.part_hashes and self.data_hash:
+            self.part_hashes = [self.data_hash]
         if self.weight is None:
             self.weight = np.ones(len(self.documents))
         if not self.source:
@@ -157,6 +161,7 @@ def load_corpora(corpus_dirs) -> Corpus:
         data_hash=digest,
         weight=np.array([p.weight[i] for p, i in keep], dtype=float),
         source=[p.source[i] for p, i in keep],
+        part_hashes=[h for p in parts for h in p.part_hashes],
     )
 
 

@@ -63,6 +63,8 @@ class EvaluationReport:
 def _inbox_lines(extra: dict[str, Any]) -> list[str]:
     """What a person with an ordinary inbox would get, in words."""
     lines = []
+    if extra.get("in_sample"):
+        lines.append("in-sample: the model was trained on these labels; quote the model card's cross-validated figures")
     for key, what in (("inbox", "on this corpus's inbox mail"),
                       ("card_inbox", "model card, cross-validated on its training labels")):
         e = extra.get(key)
@@ -154,8 +156,9 @@ def evaluate_corpus(model, corpus_dir, out_dir: Path | None = None) -> Evaluatio
             extra[name] = {k: sub[k] for k in ("roc_auc", "pr_auc", "precision", "recall", "n", "n_positive")}
             extra[name] = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in extra[name].items()}
     card = getattr(model, "card", {}) or {}
-    if card.get("data_hash") and card.get("data_hash") == corpus.data_hash:
-        logger.warning("evaluating on the corpus the model was trained on: these scores are in-sample; "
+    trained_on = set(card.get("corpus_hashes") or ()) | ({card["data_hash"]} if card.get("data_hash") else set())
+    if corpus.data_hash in trained_on or trained_on & set(corpus.part_hashes):
+        logger.warning("evaluating on labels the model was trained on: these scores are in-sample; "
                        "the model card's cross-validated figures are the honest ones")
         extra["in_sample"] = True
     return evaluate(_Precomputed(model, scores), corpus.documents, corpus.labels, out_dir=out_dir, extra=extra)
@@ -239,8 +242,6 @@ def markdown_report(report: EvaluationReport) -> str:
             sub = report.extra[name]
             lines.append(f"- `{name}` subset: n={sub['n']}, ROC AUC {sub['roc_auc']}, PR AUC {sub['pr_auc']}, "
                          f"precision {sub['precision']:.3f}, recall {sub['recall']:.3f}")
-    if report.extra.get("in_sample"):
-        lines.append("- **In-sample**: the model was trained on this corpus; quote the model card's CV figures.")
     lines += [f"- {line.strip()}" for line in _inbox_lines(report.extra)]
     lines += ["", "![ROC](roc.png) ![PR](pr.png) ![Calibration](calibration.png)", ""]
     return "\n".join(lines)

@@ -164,6 +164,8 @@ class ModelCard:
     #: The trade-off whose text threshold is ``threshold``.
     trade_off: str | None = None
     digest_threshold: float | None = None
+    #: ``data_hash`` of each corpus directory trained on (``jeeves evaluate`` flags in-sample figures).
+    corpus_hashes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -268,7 +270,8 @@ def format_table(table: list[dict[str, Any]], baseline: dict[str, Any] | None = 
 def train(documents: Sequence, labels, groups, *, out_dir: Path = default_models_dir(), target_recall: float = 0.9,
           sample_weight=None, progress: bool = True, quick: bool = False, subsets: dict[str, Any] | None = None,
           sample_weighting: str | None = None, confidence: Sequence[str] | None = None,
-          inbox_samples: Sequence | None = None, data_hash: str | None = None) -> ModelCard:
+          inbox_samples: Sequence | None = None, data_hash: str | None = None,
+          corpus_hashes: Sequence[str] = ()) -> ModelCard:
     """Search, pick the winner, fit it on everything, save it with its card, make it current.
 
     ``subsets`` maps a name (e.g. ``"high"``, ``"random"``) to a boolean mask; the card then
@@ -359,6 +362,7 @@ def train(documents: Sequence, labels, groups, *, out_dir: Path = default_models
                "operating_points: thresholds chosen for an ordinary inbox (random pool + weighted active draws); "
                "'estimate' picks them on the same out-of-fold scores, 'cross_validated' on the other folds only."],
         operating_points=points, trade_off=trade_off, digest_threshold=digest_threshold,
+        corpus_hashes=list(corpus_hashes),
     )
     _write_card(out_dir, card)
     from jeeves.registry import set_current
@@ -397,7 +401,7 @@ def train_corpus(corpus_dir, out_dir: Path = default_models_dir(), *, low_weight
     return train(corpus.documents, corpus.labels, corpus.groups, out_dir=out_dir, sample_weight=weight,
                  subsets=subsets, sample_weighting=f"low-confidence labels weigh {low_weight:g}",
                  confidence=corpus.confidence, inbox_samples=corpus.inbox_samples(),
-                 data_hash=corpus.data_hash, **kwargs)
+                 data_hash=corpus.data_hash, corpus_hashes=corpus.part_hashes, **kwargs)
 
 
 def _json_default(value):

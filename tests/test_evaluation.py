@@ -48,3 +48,29 @@ def test_evaluate_writes_plots_and_report(tmp_path):
 def test_single_class_evaluation_does_not_crash():
     report = evaluate(StubModel(), DOCS[:2], [1, 1])
     assert report.as_dict()["roc_auc"] is None
+
+
+class _CardedModel:
+    """Scores every message by its subject length: only the card matters here."""
+
+    version = "carded"
+    threshold = 0.5
+    digest_threshold = None
+    trade_off = None
+
+    def __init__(self, card):
+        self.card = card
+
+    def score(self, documents):
+        return np.array([min(len(d.subject or "") / 80, 1.0) for d in documents])
+
+
+def test_evaluating_on_labels_the_model_was_trained_on_is_flagged_in_sample(small_corpus):
+    from jeeves.corpus import load_corpus
+    from jeeves.evaluation import evaluate_corpus
+
+    trained_on = load_corpus(small_corpus).data_hash
+    flagged = evaluate_corpus(_CardedModel({"data_hash": "combined", "corpus_hashes": ["other", trained_on]}), small_corpus)
+    assert flagged.extra.get("in_sample") is True and "in-sample" in flagged.to_text()
+    fresh = evaluate_corpus(_CardedModel({"data_hash": "combined", "corpus_hashes": ["other"]}), small_corpus)
+    assert not fresh.extra.get("in_sample") and "in-sample" not in fresh.to_text()
