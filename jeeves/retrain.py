@@ -28,8 +28,6 @@ from jeeves.parsing import EmailDocument, parse_email, thread_key
 
 log = logging.getLogger(__name__)
 
-#: Kept for callers that name one corpus; retraining uses all of ``DEFAULT_CORPORA``.
-DEFAULT_CORPUS = DEFAULT_CORPORA
 EVAL_BUCKETS = 5
 
 

@@ -583,7 +583,8 @@ class Store:
                 .order_by(DigestEntry.id)
             ).all()
             waiting = [(row[0], DigestLine(row[1], row[2] or "", row[3] or "", row[4] or "")) for row in rows]
-            wanted = [line for _, line in waiting if keep(line)]
+            refused = {entry_id for entry_id, line in waiting if not keep(line)}
+            wanted = [line for entry_id, line in waiting if entry_id not in refused]
             if not wanted:
                 return None
             body, listed = compose(wanted)
@@ -597,7 +598,7 @@ class Store:
             if new_id is None:
                 return None  # another daemon queued it first
             done = {line.message_pk for line in listed}
-            close = [entry_id for entry_id, line in waiting if line.message_pk in done or not keep(line)]
+            close = [entry_id for entry_id, line in waiting if line.message_pk in done or entry_id in refused]
             s.execute(
                 update(DigestEntry)
                 .where(DigestEntry.id.in_(close), DigestEntry.outbox_id.is_(None))
