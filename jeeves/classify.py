@@ -14,6 +14,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from jeeves.notify.conversations import conversation_key
 from jeeves.parsing import EmailDocument
 from jeeves.storage import PredictionInput, Store
 
@@ -62,6 +63,7 @@ def classify_pending(store: Store, model: ScoringModel, *, batch_size: int = 256
             model.version,
             [PredictionInput(pk, float(s), float(model.threshold), bool(d), bool(u))
              for pk, s, d, u in zip(pks, scores, decisions, unsure)],
+            conversation_of=conversation_key,
         )
         report.classified += len(pks)
         report.positives += int(decisions.sum())

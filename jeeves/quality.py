@@ -9,12 +9,10 @@ estimate so drift shows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
-
+from jeeves.clock import utc_now
 from jeeves.storage import Store
-from jeeves.storage.schema import Label, OutboxEntry
 
 #: Label sources that are the user's judgement (not the shipped corpus).
 USER_SOURCES = ("cli", "review", "imap-folder", "imap-keyword", "gmail-label")
@@ -33,17 +31,8 @@ class LiveQuality:
 
 
 def live_quality(store: Store, *, days: int = 30, now: datetime | None = None) -> LiveQuality:
-    since = (now or datetime.now(timezone.utc)) - timedelta(days=days)
-    with store.session() as s:
-        sent = select(OutboxEntry.message_pk).where(OutboxEntry.status == "sent", OutboxEntry.kind == "alert",
-                                                    OutboxEntry.sent_at >= since)
-        alerts = s.scalar(select(func.count()).select_from(sent.subquery())) or 0
-        newest = (
-            select(func.max(Label.id))
-            .where(Label.source.in_(USER_SOURCES), Label.message_pk.in_(sent))
-            .group_by(Label.message_pk)
-        )
-        values = s.scalars(select(Label.value).where(Label.id.in_(newest))).all()
+    since = (now or utc_now()) - timedelta(days=days)
+    alerts, values = store.outbox.alert_verdicts(since, USER_SOURCES)
     return LiveQuality(days=days, alerts=alerts, judged=len(values), confirmed=sum(values))
 
 

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jeeves.config import Settings
+from jeeves.clock import utc_now
 from jeeves.errors import DatabaseUnreachable, JeevesError, ModelError, SourceError, StoreError
+from jeeves.notify.outbox import default_worker_id
 from jeeves.parsing import EmailDocument, parse_email
 from jeeves.sources import SyncReport
 from jeeves.sources.mailbox_file import MailboxFileSource
@@ -60,7 +61,7 @@ class Jeeves:
         self._model_stamp: tuple | None = None
         self._lock = threading.RLock()
         self._senders: dict[bool, Any] = {}
-        self.worker_id = settings.daemon.worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.worker_id = settings.daemon.worker_id or default_worker_id()
 
     # --- components ---------------------------------------------------------------------
 
@@ -143,12 +144,10 @@ class Jeeves:
 
     def outbox_sender(self, *, dry_run: bool | None = None):
         """The process's outbox sender (one per dry-run setting, kept across passes)."""
-        from jeeves.notify.outbox import OutboxSender
+        from jeeves.notify.outbox import OutboxSender, SenderSettings
 
-        settings = self.settings
-        if dry_run is not None and dry_run != settings.notify.dry_run:
-            settings = settings.model_copy(update={"notify": settings.notify.model_copy(update={"dry_run": dry_run})})
-        key = settings.notify.dry_run
+        settings = SenderSettings.from_settings(self.settings, dry_run=dry_run)
+        key = settings.policy.dry_run
         with self._lock:
             if key not in self._senders:
                 self._senders[key] = OutboxSender(self.store, settings, self.notifier, worker_id=self.worker_id)
@@ -198,7 +197,7 @@ class Jeeves:
         from jeeves.notify.digest import allowed, compose_digest, due_date
 
         notify = self.settings.notify
-        day = due_date(now or datetime.now(timezone.utc), notify.digest_at, notify.timezone)
+        day = due_date(now or utc_now(), notify.digest_at, notify.timezone)
         if day is None:
             return None
         digest_id = self.store.queue_digest(
@@ -321,14 +320,12 @@ class Jeeves:
         except ModelError as exc:
             model_info = {"error": str(exc)}
         live = live_quality(store)
-        from jeeves.notify.outbox import outbox_problems
-
         return {
             "database": store.dialect,
             "outbox_problems": [
                 {"outbox_id": p.id, "message": p.message_pk, "status": p.status, "attempts": p.attempts,
                  "code": p.error_code, "reason": p.error_message}
-                for p in outbox_problems(store)
+                for p in store.outbox.problems()
             ],
             "model": model_info,
             "messages": counts.messages,

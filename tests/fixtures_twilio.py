@@ -98,7 +98,7 @@ def seed_positives(store, raws, count: int, *, distinct_threads: bool = True, mo
     if distinct_threads:
         with store.session() as s:
             for outbox_id in created:
-                s.execute(update(OutboxEntry).where(OutboxEntry.id == outbox_id).values(thread_key=f"thread-{outbox_id}"))
+                s.execute(update(OutboxEntry).where(OutboxEntry.id == outbox_id).values(conversation_key=f"thread-{outbox_id}"))
             pks = [pk for (pk,) in s.execute(
                 select(OutboxEntry.message_pk).where(OutboxEntry.id.in_(created)))]
             for pk in pks:

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from jeeves.config import NotifySettings, Settings, TwilioSettings
-from jeeves.notify.outbox import OutboxSender
+from jeeves.notify.outbox import OutboxSender, SenderSettings
 from jeeves.notify.twilio import TwilioNotifier
 from jeeves.storage import Store
 from jeeves.storage.schema import OutboxEntry
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     store = Store(args.db, migrate=False)
     sender = OutboxSender(
-        store, settings, TwilioNotifier(settings.twilio), worker_id=args.worker_id,
+        store, SenderSettings.from_settings(settings), TwilioNotifier(settings.twilio), worker_id=args.worker_id,
         stale_after=timedelta(seconds=args.stale_after), reconcile_delay=timedelta(0),
         backoff_base=timedelta(milliseconds=50), backoff_max=timedelta(milliseconds=200), on_step=on_step,
     )

@@ -10,10 +10,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import select, text
 
+from jeeves.notify.conversations import conversation_key
 from jeeves.parsing import parse_email
 from jeeves.storage import NewMessage, PredictionInput, Store
+from jeeves.storage.migrations import MIGRATIONS_DIR
 from jeeves.storage.schema import OutboxEntry
-from jeeves.storage.store import MIGRATIONS_DIR
 
 
 def _mail(msgid: str, sender: str, to: str, subject: str, *, refs: str = "", in_reply_to: str = "") -> bytes:
@@ -31,9 +32,10 @@ def _alert(store: Store, *raws: bytes) -> list[str]:
     keys = []
     for raw in raws:
         [ref] = store.store_batch([NewMessage(raw, parse_email(raw))])
-        [outbox_id] = store.record_predictions("m1", [PredictionInput(ref.pk, 0.9, 0.5, True)])
+        [outbox_id] = store.record_predictions("m1", [PredictionInput(ref.pk, 0.9, 0.5, True)],
+                                               conversation_of=conversation_key)
         with store.session() as s:
-            keys.append(s.get(OutboxEntry, outbox_id).thread_key)
+            keys.append(s.get(OutboxEntry, outbox_id).conversation_key)
     return keys
 
 

@@ -23,7 +23,8 @@ from sqlalchemy import Engine, create_engine, event, text
 
 from jeeves.cli import main
 from jeeves.storage.schema import Base
-from jeeves.storage.store import MIGRATIONS_DIR, Store
+from jeeves.storage import Store
+from jeeves.storage.migrations import MIGRATIONS_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 

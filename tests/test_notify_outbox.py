@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from sqlalchemy import update
 
 from jeeves.config import NotifySettings, Settings
-from jeeves.notify import ConsoleNotifier, OutboxSender, make_notifier, outbox_problems
+from jeeves.notify import ConsoleNotifier, OutboxSender, SenderSettings, make_notifier, outbox_problems
 from jeeves.notify.twilio import TwilioNotifier
 from jeeves.storage import Store
 from jeeves.storage.schema import OutboxEntry, StoredMessage
@@ -36,7 +36,8 @@ def store(tmp_path):
 
 
 def make_sender(store, settings, clock, notifier=None, worker="w1", **kwargs) -> OutboxSender:
-    return OutboxSender(store, settings, notifier or make_notifier(settings), worker_id=worker, clock=clock, **kwargs)
+    return OutboxSender(store, SenderSettings.from_settings(settings), notifier or make_notifier(settings), worker_id=worker,
+                        clock=clock, **kwargs)
 
 
 def test_each_positive_is_texted_once(db_url, twilio_server, clock, corpus_raw_messages):
@@ -216,7 +217,7 @@ def test_console_prints_one_alert_and_counts_a_crashed_print_as_sent(store, cloc
 def test_console_shows_every_alert_but_keeps_sender_lists(store, clock, corpus_raw_messages):
     ids = seed_positives(store, corpus_raw_messages, 4)
     with store.session() as s:
-        s.execute(update(OutboxEntry).where(OutboxEntry.id.in_(ids[:2])).values(thread_key="same"))
+        s.execute(update(OutboxEntry).where(OutboxEntry.id.in_(ids[:2])).values(conversation_key="same"))
         pk = s.get(OutboxEntry, ids[3]).message_pk
         s.execute(update(StoredMessage).where(StoredMessage.id == pk).values(sender_address="x@spam.example"))
     clock.now = clock.now.replace(hour=23)
@@ -244,7 +245,7 @@ def test_quiet_hours_hold_then_send(store, twilio_server, clock, corpus_raw_mess
 def test_one_text_per_thread_later_positives_recorded(store, twilio_server, clock, corpus_raw_messages):
     ids = seed_positives(store, corpus_raw_messages, 3)
     with store.session() as s:
-        s.execute(update(OutboxEntry).where(OutboxEntry.id.in_(ids[:2])).values(thread_key="same"))
+        s.execute(update(OutboxEntry).where(OutboxEntry.id.in_(ids[:2])).values(conversation_key="same"))
     sender = make_sender(store, notify_settings_for(twilio_server, notify={"thread_window_hours": 6}), clock)
     summary = sender.run_once()
     assert (summary.sent, summary.suppressed) == (2, 1)
@@ -310,7 +311,7 @@ def test_two_senders_on_one_postgresql_database_never_send_a_row_twice(pg_url, t
 
     def work(name: str) -> None:
         own = Store(pg_url, migrate=False)
-        sender = OutboxSender(own, settings, TwilioNotifier(settings.twilio), worker_id=name)
+        sender = OutboxSender(own, SenderSettings.from_settings(settings), TwilioNotifier(settings.twilio), worker_id=name)
         total = 0
         while (summary := sender.run_once(limit=3)).busy:
             total += summary.sent

@@ -95,7 +95,7 @@ def test_the_quick_schema_check_knows_alembics_head(db_url):
     from alembic.script import ScriptDirectory
     from sqlalchemy import text
 
-    from jeeves.storage.store import MIGRATIONS_DIR, head_revision
+    from jeeves.storage.migrations import MIGRATIONS_DIR, head_revision
 
     head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
     assert head_revision() == head
@@ -103,16 +103,16 @@ def test_the_quick_schema_check_knows_alembics_head(db_url):
     from alembic.config import Config
 
     store = Store(db_url)
-    assert store._schema_is_current()
+    assert store.schema_is_current()
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with store.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, "-1")  # a database one migration behind
-    assert not store._schema_is_current()
+    assert not store.schema_is_current()
     store.close()
     reopened = Store(db_url)
-    assert reopened._schema_is_current()
+    assert reopened.schema_is_current()
     with reopened.engine.connect() as connection:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
     reopened.close()

@@ -1,7 +1,8 @@
 """Notification: the outbox sender, the channels it sends through, and the user's rules.
 
 The service builds one notifier with ``make_notifier(settings)`` and one ``OutboxSender`` per
-process (``worker_id=default_worker_id()``), then calls ``sender.run_once()`` every pass; it
+process (``OutboxSender(store, SenderSettings.from_settings(settings), notifier,
+worker_id=default_worker_id())``), then calls ``sender.run_once()`` every pass; it
 reconciles interrupted sends first. ``outbox_problems(store)`` lists failed and in-doubt rows
 for ``jeeves status``.
 """
@@ -21,7 +22,7 @@ from jeeves.notify.base import (
 )
 from jeeves.notify.console import ConsoleNotifier
 from jeeves.notify.message import compose, gsm7_length, proposed_time, to_gsm7
-from jeeves.notify.outbox import OutboxProblem, OutboxSender, SendSummary, default_worker_id, outbox_problems
+from jeeves.notify.outbox import OutboxProblem, OutboxSender, SenderSettings, SendSummary, default_worker_id, outbox_problems
 from jeeves.notify.policy import Policy
 
 
@@ -46,6 +47,7 @@ __all__ = [
     "ReconcileUnavailable",
     "SendResult",
     "SendSummary",
+    "SenderSettings",
     "TransientSendError",
     "compose",
     "default_worker_id",

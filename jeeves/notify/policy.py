@@ -48,7 +48,8 @@ class Candidate:
     """A due outbox row, with what the rules need to know about it."""
 
     sender_address: str
-    thread_key: str
+    #: The conversation it belongs to (``jeeves.notify.conversations``); "" for none.
+    conversation_key: str
     #: ``alert`` (one message) or ``digest`` (the day's list: sender lists were applied to its
     #: entries when it was composed, and it belongs to no conversation).
     kind: str = "alert"
@@ -121,7 +122,7 @@ def decide(policy: Policy, candidate: Candidate, history: History, now: datetime
     if alert and policy.allow_senders and not sender_matches(candidate.sender_address, policy.allow_senders):
         return Decision("suppress", "sender not on allow list")
     if (
-        candidate.thread_key
+        candidate.conversation_key
         and history.last_in_thread is not None
         and policy.thread_window > timedelta(0)
         and now - history.last_in_thread < policy.thread_window

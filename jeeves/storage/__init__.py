@@ -1,5 +1,26 @@
-"""Storage: the schema (``schema``) and the operations the rest of Jeeves uses (``store``)."""
+"""Storage: the schema (``schema``), the operations the rest of Jeeves uses (``store``), the
+outbox repository (``outbox``), and the plain records they hand out (``records``)."""
 
-from jeeves.storage.store import Counts, DigestLine, FolderState, NewMessage, PredictionInput, Store, StoredRef
+from jeeves.storage.outbox import OutboxRepository
+from jeeves.storage.records import (
+    AccountRecord,
+    Counts,
+    DigestLine,
+    FolderRecord,
+    FolderState,
+    LabelRecord,
+    MessageRecord,
+    NewMessage,
+    OutboxProblem,
+    PredictionInput,
+    StoredRef,
+    UncertainMessage,
+)
+from jeeves.storage.schema import OutboxKind, OutboxStatus
+from jeeves.storage.store import Store
 
-__all__ = ["Counts", "DigestLine", "FolderState", "NewMessage", "PredictionInput", "Store", "StoredRef"]
+__all__ = [
+    "AccountRecord", "Counts", "DigestLine", "FolderRecord", "FolderState", "LabelRecord", "MessageRecord",
+    "NewMessage", "OutboxKind", "OutboxProblem", "OutboxRepository", "OutboxStatus", "PredictionInput", "Store",
+    "StoredRef", "UncertainMessage",
+]

@@ -1,22 +1,16 @@
-"""Which conversation an alert belongs to, so that the thread window groups real conversations.
+"""What storage knows about conversations: a message's references, and alerts already keyed.
 
-Mail clients thread by References/In-Reply-To (RFC 5322 §3.6.4) and fall back on the subject
-only where those headers are missing. The subject alone is not enough: unrelated people share
-generic subjects ("Meeting", "lunch?", none at all), and grouping by it would silence the second
-person's request for the whole window.
-
-Rules, applied to each positive as its outbox row is written (inside that transaction):
-
-1. A message that references others joins the conversation of an alert already written for a
-   referenced message, else its root's (the first reference), so that replies arriving before
-   their root, or roots that were never alerted, still line up.
-2. A reply without references (Outlook and Lotus Notes often send none) joins the newest alerted
-   conversation with the same normalised subject that shares its people: its sender took part
-   in it, or that conversation's sender is among its recipients.
-3. Anything else starts its own conversation, keyed by its Message-ID (or content hash).
+The rule that turns these into an alert's conversation key (for the thread window) is a
+notification rule and lives in ``jeeves.notify.conversations``; storage records the
+references of each message as it is stored, answers the two questions that rule asks
+(``ConversationLookup``, inside the transaction that writes the alert), and stores the key
+it is given.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -26,8 +20,6 @@ from jeeves.storage.schema import OutboxEntry, StoredMessage
 
 #: References kept per message: the root and the nearest ancestors (long chains add nothing).
 MAX_REFS = 20
-#: Alerted messages with the same subject examined for a shared participant (rule 2).
-SUBJECT_CANDIDATES = 50
 
 
 def conversation_refs(parsed: ParsedEmail) -> list[str]:
@@ -39,38 +31,74 @@ def conversation_refs(parsed: ParsedEmail) -> list[str]:
     return refs
 
 
-def conversation_key(session: Session, message: StoredMessage) -> str:
-    """The thread-window key for an alert on ``message`` (see the module docstring)."""
-    refs = message.refs.split()
-    if refs:
-        known = session.scalar(
-            select(OutboxEntry.thread_key)
+@dataclass(frozen=True)
+class ConversationFacts:
+    """What the conversation rule reads of a message about to be alerted."""
+
+    message_pk: int
+    dedupe_key: str
+    #: Message-IDs it answers, root first.
+    refs: tuple[str, ...]
+    #: Its normalised subject (``messages.thread_key``).
+    subject_key: str
+    is_reply: bool
+    sender_address: str
+    recipients: str
+
+
+@dataclass(frozen=True)
+class AlertedPeer:
+    """An alert already written for a message with the same subject, and that message's people."""
+
+    conversation_key: str
+    sender_address: str
+    recipients: str
+
+
+class ConversationLookup:
+    """The rule's questions about alerts already written, asked inside one transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def key_of_referenced(self, facts: ConversationFacts) -> str | None:
+        """The conversation of the first alert written for a message ``facts`` references
+        (or whose conversation is keyed by one of those references)."""
+        refs = list(facts.refs)
+        return self._session.scalar(
+            select(OutboxEntry.conversation_key)
             .join(StoredMessage, OutboxEntry.message_pk == StoredMessage.id)
-            .where(OutboxEntry.message_pk != message.id, OutboxEntry.thread_key != "")
-            .where(or_(StoredMessage.message_id.in_(refs), OutboxEntry.thread_key.in_(refs)))
+            .where(OutboxEntry.message_pk != facts.message_pk, OutboxEntry.conversation_key != "")
+            .where(or_(StoredMessage.message_id.in_(refs), OutboxEntry.conversation_key.in_(refs)))
             .order_by(OutboxEntry.id)
             .limit(1)
         )
-        return known or refs[0]
-    if message.is_reply and message.thread_key:
-        people = _people(message)
-        candidates = session.execute(
-            select(OutboxEntry.thread_key, StoredMessage.sender_address, StoredMessage.recipients)
+
+    def alerted_with_subject(self, facts: ConversationFacts, limit: int) -> Sequence[AlertedPeer]:
+        """Up to ``limit`` alerts on other messages with the same normalised subject, newest first."""
+        rows = self._session.execute(
+            select(OutboxEntry.conversation_key, StoredMessage.sender_address, StoredMessage.recipients)
             .join(StoredMessage, OutboxEntry.message_pk == StoredMessage.id)
-            .where(StoredMessage.thread_key == message.thread_key, OutboxEntry.message_pk != message.id)
-            .where(OutboxEntry.thread_key != "")
+            .where(StoredMessage.thread_key == facts.subject_key, OutboxEntry.message_pk != facts.message_pk)
+            .where(OutboxEntry.conversation_key != "")
             .order_by(OutboxEntry.id.desc())
-            .limit(SUBJECT_CANDIDATES)
+            .limit(limit)
         ).all()
-        for key, sender, recipients in candidates:
-            if message.sender_address in _split(recipients) | {sender} or sender in people:
-                return key
-    return message.dedupe_key
+        return [AlertedPeer(key, sender or "", recipients or "") for key, sender, recipients in rows]
 
 
-def _people(message: StoredMessage) -> set[str]:
-    return _split(message.recipients) | {message.sender_address}
+#: Decides an alert's conversation key (``jeeves.notify.conversations.conversation_key``).
+ConversationRule = Callable[[ConversationFacts, ConversationLookup], str]
 
 
-def _split(recipients: str) -> set[str]:
-    return {r.strip().lower() for r in (recipients or "").split(",") if r.strip()}
+def own_conversation(facts: ConversationFacts, lookup: ConversationLookup) -> str:
+    """The rule used when none is given: every alert is a conversation of its own."""
+    return facts.dedupe_key
+
+
+def facts_of(message: StoredMessage) -> ConversationFacts:
+    return ConversationFacts(
+        message_pk=message.id, dedupe_key=message.dedupe_key, refs=tuple(message.refs.split()),
+        subject_key=message.thread_key or "", is_reply=bool(message.is_reply),
+        sender_address=message.sender_address or "", recipients=message.recipients or "",
+    )

@@ -13,11 +13,13 @@ Design rules that keep the "never lose, never repeat" promise:
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -31,6 +33,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from jeeves.clock import utc_now
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -40,8 +44,29 @@ NAMING_CONVENTION = {
 }
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+class OutboxStatus(StrEnum):
+    """Where an outbox row is in its state machine (drawn in ``jeeves.notify.outbox``)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    IN_DOUBT = "in_doubt"
+    SUPPRESSED = "suppressed"
+    #: Left by older versions, whose dry runs used rows up; a dry run now changes no row.
+    DRY_RUN = "dry_run"
+
+
+class OutboxKind(StrEnum):
+    """What an outbox row texts: one message, or the day's digest of unsure ones."""
+
+    ALERT = "alert"
+    DIGEST = "digest"
+
+
+def _one_of(column: str, values: type[StrEnum]) -> str:
+    """The SQL of a CHECK that ``column`` holds one of the enum's values (as migration 0005 writes it)."""
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
 
 
 class Base(DeclarativeBase):
@@ -56,7 +81,7 @@ class Account(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     kind: Mapped[str] = mapped_column(String(20))  # "imap" | "mbox" | "maildir" | "cli"
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
     last_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -104,6 +129,8 @@ class StoredMessage(Base):
     sender_address: Mapped[str] = mapped_column(String(320), default="")
     recipients: Mapped[str] = mapped_column(Text, default="")  # comma-separated To + Cc
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The normalised subject (``jeeves.parsing.thread_key``); the reply rule of
+    #: ``jeeves.notify.conversations`` and training's grouping compare it.
     thread_key: Mapped[str] = mapped_column(String(300), default="", index=True)
     #: Message-IDs this one answers, root first (References, then In-Reply-To), space-separated.
     refs: Mapped[str] = mapped_column(Text, default="", server_default="")
@@ -114,7 +141,7 @@ class StoredMessage(Base):
     parse_defects: Mapped[str] = mapped_column(Text, default="")
     #: Whether a positive prediction on this message may be texted (false for old mail).
     notify: Mapped[bool] = mapped_column(Boolean, default=True)
-    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now, index=True)
 
 
 class MessageLocation(Base):
@@ -128,7 +155,7 @@ class MessageLocation(Base):
     uid: Mapped[int] = mapped_column(BigInteger)
     gmail_msgid: Mapped[int | None] = mapped_column(BigInteger)
     flags: Mapped[str] = mapped_column(Text, default="")  # space-separated IMAP flags/keywords/labels
-    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 class Label(Base):
@@ -142,7 +169,7 @@ class Label(Base):
     value: Mapped[int] = mapped_column(Integer)  # 1 needs a place, 0 not
     source: Mapped[str] = mapped_column(String(50))  # corpus | cli | review | imap-folder | imap-keyword | gmail-label
     confidence: Mapped[str | None] = mapped_column(String(10))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 class Prediction(Base):
@@ -155,30 +182,36 @@ class Prediction(Base):
     score: Mapped[float] = mapped_column(Float)
     threshold: Mapped[float] = mapped_column(Float)
     decision: Mapped[bool] = mapped_column(Boolean)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 class OutboxEntry(Base):
     """One alert to send. Its state machine is in ``jeeves.notify.outbox``.
 
-    status: pending → sending → sent | failed | in_doubt (→ reconciled to sent or pending)
-    plus suppressed (policy said no: thread window, deny list, dry run).
+    status (``OutboxStatus``, a CHECK constraint holds it to those values):
+    pending → sending → sent | failed | in_doubt (→ reconciled to sent or pending)
+    plus suppressed (policy said no: thread window, sender lists).
 
     ``kind`` is ``alert`` (one message, ``message_pk`` set) or ``digest`` (the day's list of
     unsure messages, composed in advance into ``body``; ``message_pk`` is empty).
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_due", "status", "not_before"),)
+    __table_args__ = (
+        Index("ix_outbox_status_due", "status", "not_before"),
+        CheckConstraint(_one_of("status", OutboxStatus), name="status"),
+        CheckConstraint(_one_of("kind", OutboxKind), name="kind"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(998), unique=True)
-    kind: Mapped[str] = mapped_column(String(10), default="alert", server_default="alert")
+    kind: Mapped[str] = mapped_column(String(10), default=OutboxKind.ALERT.value, server_default=OutboxKind.ALERT.value)
     message_pk: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
     prediction_id: Mapped[int | None] = mapped_column(ForeignKey("predictions.id", ondelete="SET NULL"))
-    #: The conversation the alert belongs to (``jeeves.storage.conversations``), for the thread window.
-    thread_key: Mapped[str] = mapped_column(String(998), default="")
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    #: The conversation the alert belongs to (``jeeves.notify.conversations``), for the thread
+    #: window; empty for a digest. (Not ``messages.thread_key``, which is the normalised subject.)
+    conversation_key: Mapped[str] = mapped_column(String(998), default="")
+    status: Mapped[str] = mapped_column(String(20), default=OutboxStatus.PENDING.value)
     channel: Mapped[str | None] = mapped_column(String(20))
     recipient: Mapped[str | None] = mapped_column(String(50))
     body: Mapped[str | None] = mapped_column(Text)
@@ -192,7 +225,7 @@ class OutboxEntry(Base):
     provider_status: Mapped[str | None] = mapped_column(String(50))
     error_code: Mapped[str | None] = mapped_column(String(50))
     error_message: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 class DigestEntry(Base):
@@ -207,4 +240,4 @@ class DigestEntry(Base):
     prediction_id: Mapped[int | None] = mapped_column(ForeignKey("predictions.id", ondelete="SET NULL"))
     #: The digest (an ``outbox`` row of kind ``digest``) that lists it; empty until then.
     outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
