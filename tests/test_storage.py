@@ -128,3 +128,45 @@ def test_migrations_build_exactly_the_schema_the_code_uses(db_url):
     store = Store(db_url)
     with store.engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+
+
+def test_upgrade_to_the_status_check_keeps_alerts_and_digest_links_and_refuses_unknown_states(db_url, corpus_raw_messages):
+    """Migration 0005 rebuilds ``outbox`` on SQLite: queued alerts, their conversation keys and
+    the digest entries' links to their digest must survive it; afterwards a status outside
+    the state machine is refused by the database itself."""
+    import pytest
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from jeeves.storage.migrations import MIGRATIONS_DIR
+
+    store = Store(db_url, migrate=False)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0004")
+    refs = store.store_batch([_new(raw) for raw in corpus_raw_messages[:3]])
+    with store.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO outbox (id, dedupe_key, kind, message_pk, thread_key, status, attempts, created_at)"
+            " VALUES (1, 'a', 'alert', :pk, 'conv-1', 'pending', 0, CURRENT_TIMESTAMP),"
+            " (2, 'digest:2026-11-29', 'digest', NULL, '', 'sent', 1, CURRENT_TIMESTAMP)"), {"pk": refs[0].pk})
+        connection.execute(text(
+            "INSERT INTO digest_entries (dedupe_key, message_pk, outbox_id, created_at)"
+            " VALUES ('b', :listed, 2, CURRENT_TIMESTAMP), ('c', :waiting, NULL, CURRENT_TIMESTAMP)"),
+            {"listed": refs[1].pk, "waiting": refs[2].pk})
+    store.migrate()
+    with store.engine.connect() as connection:
+        assert connection.execute(text("SELECT id, conversation_key, status FROM outbox ORDER BY id")).all() == [
+            (1, "conv-1", "pending"), (2, "", "sent")]
+        assert connection.execute(text("SELECT dedupe_key, outbox_id FROM digest_entries ORDER BY dedupe_key")).all() == [
+            ("b", 2), ("c", None)]
+    assert store.digest_waiting() == 1
+    with pytest.raises(IntegrityError), store.engine.begin() as connection:
+        connection.execute(text("UPDATE outbox SET status = 'snet' WHERE id = 1"))
+    with pytest.raises(IntegrityError), store.engine.begin() as connection:
+        connection.execute(text("UPDATE outbox SET kind = 'sms' WHERE id = 1"))
+    store.close()
