@@ -48,7 +48,7 @@ from jeeves.notify.base import (
     TransientSendError,
 )
 from jeeves.notify.message import compose
-from jeeves.notify.policy import Candidate, Decision, History, Policy, decide
+from jeeves.notify.policy import Candidate, History, Policy, decide
 from jeeves.storage import OutboxProblem, OutboxStatus, Store
 from jeeves.storage.records import DueRow, Hold, Outcome, SendHistory, StartSend, Suppress
 
@@ -233,11 +233,11 @@ class OutboxSender:
     # --- claiming ---------------------------------------------------------------------------
 
     def _claim_next(self, summary: SendSummary):
-        decided: dict[str, Decision] = {}
+        now = self._now()
 
         def choose(row: DueRow, history: SendHistory):
             candidate = Candidate(sender_address=row.sender_address, conversation_key=row.conversation_key, kind=row.kind)
-            decision = decided["decision"] = decide(self.policy, candidate, _policy_history(history), now)
+            decision = decide(self.policy, candidate, _policy_history(history), now)
             if decision.action == "send":
                 return StartSend(self.worker_id, self.recipient, self.notifier.channel, self._body(row))
             if decision.action == "hold":
@@ -245,23 +245,22 @@ class OutboxSender:
             # suppress (a dry run never gets here: ``_preview`` handles it without claiming)
             return Suppress(decision.reason, self._body(row), self.notifier.channel)
 
-        now = self._now()
         claimed = self.outbox.claim_next(now, thread_window=self.policy.thread_window, choose=choose,
                                          before_commit=lambda row_id: self._step("claim-uncommitted", row_id))
         if claimed is None:
             return None
         if not claimed.won:
             return _POLICY_HANDLED  # another sender moved it first
-        row_id, decision = claimed.row.id, decided["decision"]
+        row_id, move = claimed.row.id, claimed.move
         self._step("after-claim", row_id)
-        if isinstance(claimed.move, StartSend):
-            return _Attempt(row_id, claimed.row.attempts + 1, self.recipient, claimed.move.body, now)
-        if decision.action == "hold":
+        if isinstance(move, StartSend):
+            return _Attempt(row_id, claimed.row.attempts + 1, self.recipient, move.body, now)
+        if isinstance(move, Hold):
             summary.held += 1
+            _event("hold", row_id, self.recipient, reason=move.reason, not_before=move.not_before.isoformat())
         else:
             summary.suppressed += 1
-        _event("hold" if decision.action == "hold" else "suppressed", row_id, self.recipient,
-               reason=decision.reason, not_before=decision.not_before.isoformat() if decision.not_before else None)
+            _event("suppressed", row_id, self.recipient, reason=move.reason)
         return _POLICY_HANDLED
 
     def _body(self, row: DueRow) -> str:

@@ -13,6 +13,7 @@ from typing import Literal, Sequence
 from zoneinfo import ZoneInfo
 
 from jeeves.config import NotifySettings
+from jeeves.storage.schema import OutboxKind
 
 Action = Literal["send", "hold", "suppress", "dry_run"]
 
@@ -52,7 +53,7 @@ class Candidate:
     conversation_key: str
     #: ``alert`` (one message) or ``digest`` (the day's list: sender lists were applied to its
     #: entries when it was composed, and it belongs to no conversation).
-    kind: str = "alert"
+    kind: str = OutboxKind.ALERT
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def quiet_until(now: datetime, window: tuple[time, time] | None, tz_name: str) -
 
 def decide(policy: Policy, candidate: Candidate, history: History, now: datetime) -> Decision:
     """What to do with a due row now. Order matters: refusals first, then delays, then dry run."""
-    alert = candidate.kind == "alert"
+    alert = candidate.kind == OutboxKind.ALERT
     if alert and policy.deny_senders and sender_matches(candidate.sender_address, policy.deny_senders):
         return Decision("suppress", "sender on deny list")
     if alert and policy.allow_senders and not sender_matches(candidate.sender_address, policy.allow_senders):

@@ -13,7 +13,6 @@ messages), ``migrations``, ``leases`` (which daemon watches which account), ``sc
 
 from __future__ import annotations
 
-import logging
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Callable, Iterable, Sequence
@@ -40,8 +39,6 @@ from jeeves.storage.records import (
     UncertainMessage,
 )
 from jeeves.storage.schema import Account, Folder, Label, MessageLocation, Prediction, StoredMessage
-
-log = logging.getLogger(__name__)
 
 
 class Store(Database):
