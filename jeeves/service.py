@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jeeves.config import Settings
-from jeeves.errors import DatabaseUnreachable, JeevesError, ModelError, SourceError, StoreError
+from jeeves.errors import DatabaseUnreachable, JeevesError, ModelError, NotFound, SourceError, StoreError
 from jeeves.parsing import EmailDocument, parse_email
 from jeeves.sources import SyncReport
 from jeeves.sources.mailbox_file import MailboxFileSource
@@ -287,14 +287,14 @@ class Jeeves:
             return None, EmailDocument.from_parsed(parse_email(Path(ref).read_bytes()))
         message = self.store.get_message(ref)
         if message is None:
-            raise JeevesError(f"{self._not_found(ref)} (give an id like 123, a Message-ID, or an .eml path)")
+            raise NotFound(f"{self._not_found(ref)} (give an id like 123, a Message-ID, or an .eml path)")
         return message.id, EmailDocument.from_parsed(parse_email(message.raw))
 
     def label(self, ref: str, value: int, *, source: str = "cli") -> int:
         """Record a user's judgement on a stored message; the newest label wins."""
         message = self.store.get_message(ref)
         if message is None:
-            raise JeevesError(self._not_found(ref))
+            raise NotFound(self._not_found(ref))
         self.store.add_label(message.id, value, source)
         return message.id
 

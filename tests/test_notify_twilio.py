@@ -11,7 +11,7 @@ from twilio.rest import Client
 
 from jeeves.config import NotifySettings, Settings
 from jeeves.notify import ConsoleNotifier, make_notifier
-from jeeves.notify.base import AmbiguousSendError, PermanentSendError, TransientSendError
+from jeeves.errors import AmbiguousSendError, PermanentSendError, TransientSendError
 from jeeves.notify.twilio import TwilioNotifier
 from tests.fixtures_postgres import free_port
 from tests.fixtures_twilio import TEST_FROM, TEST_TO, twilio_settings

@@ -11,14 +11,8 @@ from __future__ import annotations
 from typing import TextIO
 
 from jeeves.config import Settings
-from jeeves.notify.base import (
-    AmbiguousSendError,
-    Notifier,
-    PermanentSendError,
-    ReconcileUnavailable,
-    SendResult,
-    TransientSendError,
-)
+from jeeves.errors import AmbiguousSendError, PermanentSendError, ReconcileUnavailable, SendError, TransientSendError
+from jeeves.notify.base import Notifier, SendResult
 from jeeves.notify.console import ConsoleNotifier
 from jeeves.notify.message import compose, gsm7_length, proposed_time, to_gsm7
 from jeeves.notify.outbox import OutboxProblem, OutboxSender, SendSummary, default_worker_id, outbox_problems
@@ -44,6 +38,7 @@ __all__ = [
     "PermanentSendError",
     "Policy",
     "ReconcileUnavailable",
+    "SendError",
     "SendResult",
     "SendSummary",
     "TransientSendError",
