@@ -108,7 +108,7 @@ def _app(settings):
 def cmd_run(settings, args) -> int:
     if args.once:
         app = _app(settings)
-        report = app.run_once(dry_run=args.dry_run or None)
+        report = app.run_once(dry_run=args.dry_run)
         n = report.notify
         for outbox_id, body in getattr(n, "previews", []):
             print(f"[dry run, not sent] {body}")

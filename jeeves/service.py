@@ -141,18 +141,17 @@ class Jeeves:
                 self._notifier = make_notifier(self.settings)
             return self._notifier
 
-    def outbox_sender(self, *, dry_run: bool | None = None):
-        """The process's outbox sender (one per dry-run setting, kept across passes)."""
+    def outbox_sender(self, *, dry_run: bool = False):
+        """The process's outbox sender, kept across passes. ``dry_run`` asks for one that sends
+        nothing (``notify.dry_run`` in the config makes every sender one); its
+        ``policy.dry_run`` says which it is."""
         from jeeves.notify.outbox import OutboxSender
 
-        settings = self.settings
-        if dry_run is not None and dry_run != settings.notify.dry_run:
-            settings = settings.model_copy(update={"notify": settings.notify.model_copy(update={"dry_run": dry_run})})
-        key = settings.notify.dry_run
         with self._lock:
-            if key not in self._senders:
-                self._senders[key] = OutboxSender(self.store, settings, self.notifier, worker_id=self.worker_id)
-            return self._senders[key]
+            if dry_run not in self._senders:
+                self._senders[dry_run] = OutboxSender(self.store, self.settings, self.notifier, worker_id=self.worker_id,
+                                                      dry_run=dry_run)
+            return self._senders[dry_run]
 
     def close(self) -> None:
         if self._store is not None:
@@ -209,16 +208,14 @@ class Jeeves:
             log.info("digest for %s queued", day.isoformat(), extra={"outbox_id": digest_id})
         return digest_id
 
-    def notify(self, *, dry_run: bool | None = None):
+    def notify(self, *, dry_run: bool = False):
         """Queue the day's digest when due (not in a dry run), then send what is due."""
-        if not self._dry(dry_run):
+        sender = self.outbox_sender(dry_run=dry_run)
+        if not sender.policy.dry_run:
             self.queue_digest()
-        return self.outbox_sender(dry_run=dry_run).run_once()
+        return sender.run_once()
 
-    def _dry(self, dry_run: bool | None) -> bool:
-        return self.settings.notify.dry_run if dry_run is None else dry_run
-
-    def classify_and_notify(self, *, dry_run: bool | None = None, stop: threading.Event | None = None):
+    def classify_and_notify(self, *, dry_run: bool = False, stop: threading.Event | None = None):
         """Classify what is stored in steps of ``CLASSIFY_STEP`` messages, sending each step's
         alerts before the next: (ClassifyReport, SendSummary).
 
@@ -240,7 +237,8 @@ class Jeeves:
             total.queued += step.queued
             total.unsure += step.unsure
             total.outbox_ids.extend(step.outbox_ids)
-            summary = self.outbox_sender(dry_run=dry_run).run_once()
+            sender = self.outbox_sender(dry_run=dry_run)
+            summary = sender.run_once()
             sent = summary if sent is None else sent + summary
             if stop is not None and stop.is_set() and step.classified == CLASSIFY_STEP:
                 break
@@ -248,15 +246,15 @@ class Jeeves:
                 # The backlog is classified: only now may the day's digest be composed (earlier, it
                 # would list one step's unsure mail and leave the rest for tomorrow). A dry run
                 # composes none: it changes no outbox row.
-                if not self._dry(dry_run) and self.queue_digest() is not None:
-                    sent = sent + self.outbox_sender(dry_run=dry_run).run_once()
+                if not sender.policy.dry_run and self.queue_digest() is not None:
+                    sent = sent + sender.run_once()
                 break
         if total.classified:
             log.info("classified %d messages: %d positive, %d alerts queued, %d for the digest (model %s)",
                      total.classified, total.positives, total.queued, total.unsure, total.model_version)
         return total, sent
 
-    def run_once(self, *, dry_run: bool | None = None) -> PassReport:
+    def run_once(self, *, dry_run: bool = False) -> PassReport:
         """One full pass. Database errors propagate (the caller retries the pass later)."""
         report = PassReport()
         report.syncs = self.ingest()

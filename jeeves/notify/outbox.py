@@ -126,11 +126,12 @@ class OutboxSender:
         backoff_base: timedelta = timedelta(seconds=10),
         backoff_max: timedelta = timedelta(minutes=30),
         on_step: StepHook | None = None,
+        dry_run: bool = False,
     ) -> None:
         self.store = store
         self.notifier = notifier
         self.worker_id = worker_id
-        self.policy = Policy.from_settings(settings.notify)
+        self.policy = Policy.from_settings(settings.notify, dry_run=dry_run)
         if not getattr(notifier, "reaches_phone", notifier.channel != "console"):
             # Quiet hours, the hourly cap and the thread window keep a phone from buzzing at
             # night, too often, or twice about one conversation; a terminal needs none of them,
