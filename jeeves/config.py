@@ -380,8 +380,8 @@ def load_settings(path: str | os.PathLike[str] | None = None, environ: Mapping[s
     path = path or env.get("JEEVES_CONFIG") or None
     config_path = Path(path).expanduser() if path else None
     if config_path is not None and not config_path.is_file():
-        what = "not found" if not config_path.exists() else "not a file"
-        raise ConfigError(f"configuration file {what}: {config_path}")
+        what = "configuration file not found" if not config_path.exists() else "configuration path is not a file"
+        raise ConfigError(f"{what}: {config_path}")
     token = _LOADING.set(_Loading(config_path, environ))
     try:
         settings = Settings()
