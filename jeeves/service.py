@@ -138,7 +138,7 @@ class Jeeves:
             if self._notifier is None:
                 from jeeves.notify import make_notifier
 
-                self._notifier = make_notifier(self.settings)
+                self._notifier = make_notifier(self.settings.notify.channel, self.settings.twilio)
             return self._notifier
 
     def outbox_sender(self, *, dry_run: bool = False):
