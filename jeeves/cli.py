@@ -112,11 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001 - a bug: one line for the user, the traceback for the log
         first_line = (str(exc).strip().splitlines() or [""])[0]
+        level = logging.ERROR if log_format == "json" else logging.DEBUG
         print(f"jeeves: unexpected error in `{args.command}`: {type(exc).__name__}"
               + (f": {first_line}" if first_line else "")
-              + ("" if log.isEnabledFor(logging.DEBUG) else " (a bug; run again with --verbose for the traceback)"),
+              + ("" if log.isEnabledFor(level) else " (a bug; run again with --verbose for the traceback)"),
               file=sys.stderr)
-        level = logging.ERROR if log_format == "json" else logging.DEBUG
         log.log(level, "unexpected error in %s", args.command, exc_info=True)
         return EXIT_BUG
 
