@@ -83,20 +83,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit status of a command that failed with a ``JeevesError`` (bad input, unreachable server …).
+EXIT_ERROR = 2
+#: Exit status of a command that failed with anything else: a bug.
+EXIT_BUG = 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. A ``JeevesError`` becomes its own message on stderr (exit 2); any other
+    exception becomes one line naming it (exit 1), its traceback logged at DEBUG, so it shows
+    with ``--verbose`` or ``log_level = "DEBUG"`` and, with JSON logs, at ERROR in the
+    record's ``error`` field (a log collector keeps it; a terminal is not flooded)."""
     args = build_parser().parse_args(argv)
     from jeeves.config import load_settings
     from jeeves.logs import configure_logging
 
+    log_format = args.log_format or "text"
+    configure_logging("DEBUG" if args.verbose else "INFO", log_format)  # until the settings say otherwise
     try:
         settings = load_settings(args.config)
-        configure_logging("DEBUG" if args.verbose else settings.daemon.log_level, args.log_format or settings.daemon.log_format)
+        log_format = args.log_format or settings.daemon.log_format
+        configure_logging("DEBUG" if args.verbose else settings.daemon.log_level, log_format)
         return COMMANDS[args.command](settings, args)
     except JeevesError as exc:
         print(f"jeeves: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: one line for the user, the traceback for the log
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        level = logging.ERROR if log_format == "json" else logging.DEBUG
+        print(f"jeeves: unexpected error in `{args.command}`: {type(exc).__name__}"
+              + (f": {first_line}" if first_line else "")
+              + ("" if log.isEnabledFor(level) else " (a bug; run again with --verbose for the traceback)"),
+              file=sys.stderr)
+        log.log(level, "unexpected error in %s", args.command, exc_info=True)
+        return EXIT_BUG
 
 
 def _app(settings):
@@ -108,7 +130,7 @@ def _app(settings):
 def cmd_run(settings, args) -> int:
     if args.once:
         app = _app(settings)
-        report = app.run_once(dry_run=args.dry_run or None)
+        report = app.run_once(dry_run=args.dry_run)
         n = report.notify
         for outbox_id, body in getattr(n, "previews", []):
             print(f"[dry run, not sent] {body}")

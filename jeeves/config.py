@@ -2,24 +2,36 @@
 
 Sources, lowest priority first: built-in defaults, the TOML file (``--config PATH`` or
 ``JEEVES_CONFIG``), then environment variables (``JEEVES_SECTION__KEY``, e.g.
-``JEEVES_DATABASE__URL``). Secrets may live in the file or the environment; they are held as
-``SecretStr`` so they never appear in a repr or a log line. This is the only module that reads
-the environment, so the rest of the code is testable with plain objects.
+``JEEVES_DATABASE__URL``). Both are pydantic-settings sources (its ``TomlConfigSettingsSource``
+and ``EnvSettingsSource``); ``load_settings`` may hand them an environment mapping of its own,
+and the process environment is then neither read nor changed. Secrets may live in the file or
+the environment; they are held as ``SecretStr`` so they never appear in a repr or a log line.
+This is the only module that reads the environment, so the rest of the code is testable with
+plain objects.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shlex
 import tomllib
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from typing import Any, Literal, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from jeeves import resources
 from jeeves.errors import ConfigError
@@ -31,6 +43,20 @@ SHIPPED_DATA_DIR = resources.shipped_data_dir()
 
 #: An E.164 phone number: '+', a country code not starting with 0, at most 15 digits in all.
 E164 = re.compile(r"\+[1-9]\d{6,14}")
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names this machine: "localhost", 127.0.0.0/8 or ::1.
+
+    The plaintext-IMAP rule is checked twice: here, when the settings load, and by the IMAP
+    session when it connects (jeeves/sources/imap/session.py keeps its own ``is_loopback_host``
+    for now). Both must answer alike; at merge one of them imports the other. A host *name*
+    that starts with "127." is not loopback: it resolves wherever its DNS says.
+    """
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name, not an address
+        return False
 
 
 class _Section(BaseModel):
@@ -120,8 +146,7 @@ class AccountSettings(_Section):
 
     @model_validator(mode="after")
     def _tls_is_safe(self) -> "AccountSettings":
-        loopback = self.host in {"localhost", "127.0.0.1", "::1"} or self.host.startswith("127.")
-        if self.tls == "none" and not (loopback or self.insecure):
+        if self.tls == "none" and not (is_loopback_host(self.host) or self.insecure):
             raise ValueError(f"tls = 'none' sends the password in clear to {self.host}; set insecure = true to allow it")
         return self
 
@@ -296,8 +321,16 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The file's values arrive as init kwargs; the environment must win over them.
-        return (env_settings, init_settings)
+        # Highest priority first: the environment, values passed to Settings(...) directly
+        # (tests, benches), the config file ``load_settings`` is reading, the defaults.
+        loading = _LOADING.get()
+        if loading is None:
+            return (env_settings, init_settings)
+        if loading.environ is not None:
+            env_settings = _MappingEnvSource(settings_cls, loading.environ)
+        if loading.config_file is None:
+            return (env_settings, init_settings)
+        return (env_settings, init_settings, _ConfigFileSource(settings_cls, toml_file=loading.config_file))
 
     @property
     def database_url(self) -> str:
@@ -338,38 +371,69 @@ def load_settings(path: str | os.PathLike[str] | None = None, environ: Mapping[s
     """Build the settings from a TOML file and the environment, or raise one ``ConfigError``.
 
     ``path`` falls back to ``$JEEVES_CONFIG``; with neither, defaults and the environment apply.
+    ``environ`` replaces the process environment as the source of every variable (tests).
     Account secrets named by ``password_env`` / ``oauth_token_env`` and Twilio's own
     ``TWILIO_ACCOUNT_SID`` / ``TWILIO_AUTH_TOKEN`` are resolved here, once.
     """
     env = os.environ if environ is None else environ
     from_env = not path and bool(env.get("JEEVES_CONFIG"))
     path = path or env.get("JEEVES_CONFIG") or None
-    data: dict[str, Any] = {}
-    origin = "the environment"
-    if path:
-        config_path = Path(path).expanduser()
-        origin = str(config_path)
-        try:
-            with config_path.open("rb") as handle:
-                data = tomllib.load(handle)
-        except FileNotFoundError:
-            raise ConfigError(f"configuration file not found: {config_path}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{config_path} is not valid TOML: {exc}") from None
-        _resolve_relative_paths(data, config_path.parent)
+    config_path = Path(path).expanduser() if path else None
+    if config_path is not None and not config_path.is_file():
+        what = "configuration file not found" if not config_path.exists() else "configuration path is not a file"
+        raise ConfigError(f"{what}: {config_path}")
+    token = _LOADING.set(_Loading(config_path, environ))
     try:
-        if environ is None:
-            settings = Settings(**data)
-        else:
-            with _patched_environ(environ):
-                settings = Settings(**data)
+        settings = Settings()
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, origin)) from None
-    if path:
-        settings._config_file = Path(path).expanduser().absolute()
+        raise ConfigError(_format_validation_error(exc, str(config_path) if config_path else "the environment")) from None
+    finally:
+        _LOADING.reset(token)
+    if config_path is not None:
+        settings._config_file = config_path.absolute()
         settings._config_from_env = from_env
     _resolve_secrets(settings, env)
     return settings
+
+
+@dataclass(frozen=True)
+class _Loading:
+    """What ``load_settings`` is reading: the config file (if any) and the environment to use
+    (None: the process environment)."""
+
+    config_file: Path | None
+    environ: Mapping[str, str] | None
+
+
+#: Set by ``load_settings`` while it builds a ``Settings``, for ``settings_customise_sources``
+#: (a context variable: each thread and task sees only its own load).
+_LOADING: ContextVar[_Loading | None] = ContextVar("jeeves_settings_loading", default=None)
+
+
+class _ConfigFileSource(TomlConfigSettingsSource):
+    """The TOML file, read by pydantic-settings, with two additions: a file that cannot be read
+    or parsed is a ``ConfigError``, and relative paths in it are relative to the file."""
+
+    def _read_file(self, file_path: Path) -> dict[str, Any]:
+        try:
+            data = super()._read_file(file_path)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file_path} is not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {file_path}: {exc.strerror or exc}") from None
+        _resolve_relative_paths(data, Path(file_path).parent)
+        return data
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """The ``JEEVES_*`` variables of a given mapping instead of the process environment."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = dict(environ)
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {(name if self.case_sensitive else name.lower()): value for name, value in self._environ.items()}
 
 
 def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
@@ -392,22 +456,6 @@ def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
     for account in data.get("accounts", []) or []:
         if isinstance(account, dict) and account.get("ca_file"):
             account["ca_file"] = fix(account["ca_file"])
-
-
-class _patched_environ:
-    """Run pydantic-settings against a given mapping instead of the process environment."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = dict(environ)
-
-    def __enter__(self) -> None:
-        self._saved = dict(os.environ)
-        os.environ.clear()
-        os.environ.update(self._environ)
-
-    def __exit__(self, *exc: object) -> None:
-        os.environ.clear()
-        os.environ.update(self._saved)
 
 
 def _resolve_secrets(settings: Settings, env: Mapping[str, str]) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from jeeves.config import SHIPPED_DATA_DIR
-from jeeves.errors import ModelError
+from jeeves.errors import CorpusError
 from jeeves.parsing import EmailDocument, parse_email, thread_key
 
 logger = logging.getLogger(__name__)
@@ -84,13 +84,13 @@ def file_sha256(*paths: Path) -> str:
 
 
 def load_corpus(corpus_dir: Path) -> Corpus:
-    """Read and parse a corpus directory; raise ``ModelError`` naming what is wrong with it."""
+    """Read and parse a corpus directory; raise ``CorpusError`` naming what is wrong with it."""
     corpus_dir = Path(corpus_dir)
     mbox_path, labels_path = corpus_dir / "messages.mbox", corpus_dir / "labels.csv"
     for path in (mbox_path, labels_path):
         if not path.is_file():
-            raise ModelError(f"{corpus_dir} is not a corpus directory: {path.name} is missing "
-                             "(a corpus holds messages.mbox and labels.csv with message_id,label)")
+            raise CorpusError(f"{corpus_dir} is not a corpus directory: {path.name} is missing "
+                              "(a corpus holds messages.mbox and labels.csv with message_id,label)")
     rows = _read_labels(labels_path)
 
     by_id: dict[str, bytes] = {}
@@ -106,8 +106,8 @@ def load_corpus(corpus_dir: Path) -> Corpus:
 
     missing = [r["message_id"] for r in rows if r["message_id"] not in by_id]
     if missing:
-        raise ModelError(f"{labels_path} labels {len(missing)} message(s) not found in {mbox_path.name}, "
-                         f"e.g. {missing[0]}")
+        raise CorpusError(f"{labels_path} labels {len(missing)} message(s) not found in {mbox_path.name}, "
+                          f"e.g. {missing[0]}")
 
     documents, groups, raws = [], [], []
     for row in rows:
@@ -136,7 +136,7 @@ def load_corpora(corpus_dirs) -> Corpus:
     """Several corpus directories as one; a message labelled twice keeps its first label."""
     dirs = [Path(d) for d in ([corpus_dirs] if isinstance(corpus_dirs, (str, Path)) else corpus_dirs)]
     if not dirs:
-        raise ModelError("no corpus directory given")
+        raise CorpusError("no corpus directory given")
     parts = [load_corpus(d) for d in dirs]
     if len(parts) == 1:
         return parts[0]
@@ -169,13 +169,13 @@ def _read_labels(path: Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames or not {"message_id", "label"} <= set(reader.fieldnames):
-            raise ModelError(f"{path} must have a header with at least message_id,label")
+            raise CorpusError(f"{path} must have a header with at least message_id,label")
         rows, seen = [], set()
         for lineno, row in enumerate(reader, start=2):
             msgid = (row.get("message_id") or "").strip()
             label = (row.get("label") or "").strip()
             if label not in {"0", "1"}:
-                raise ModelError(f"{path}:{lineno}: label must be 0 or 1, got {label!r}")
+                raise CorpusError(f"{path}:{lineno}: label must be 0 or 1, got {label!r}")
             if msgid in seen:
                 logger.warning("%s:%d: duplicate label for %s; keeping the first", path, lineno, msgid)
                 continue
@@ -184,14 +184,14 @@ def _read_labels(path: Path) -> list[dict]:
             try:
                 weight = float(raw_weight) if raw_weight else 1.0
             except ValueError:
-                raise ModelError(f"{path}:{lineno}: weight must be a number, got {raw_weight!r}") from None
+                raise CorpusError(f"{path}:{lineno}: weight must be a number, got {raw_weight!r}") from None
             if not weight > 0:
-                raise ModelError(f"{path}:{lineno}: weight must be positive, got {raw_weight!r}")
+                raise CorpusError(f"{path}:{lineno}: weight must be positive, got {raw_weight!r}")
             rows.append({"message_id": msgid, "label": int(label),
                          "confidence": (row.get("confidence") or "high").strip() or "high",
                          "pool": (row.get("pool") or "unknown").strip() or "unknown", "weight": weight})
     if not rows:
-        raise ModelError(f"{path} holds no labels")
+        raise CorpusError(f"{path} holds no labels")
     return rows
 
 

@@ -88,7 +88,7 @@ class Daemon:
             return
         with self._pipeline_lock:
             try:
-                self.app.classify_and_notify(dry_run=self.dry_run or None, stop=self.stop_event)
+                self.app.classify_and_notify(dry_run=self.dry_run, stop=self.stop_event)
             except ModelError as exc:
                 if self.app.model_loaded:  # a newly promoted model is broken: keep watching mail
                     log.error("the promoted model cannot be used: %s; classification waits for a usable one", exc)

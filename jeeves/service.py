@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from jeeves.config import Settings
 from jeeves.clock import utc_now
-from jeeves.errors import DatabaseUnreachable, JeevesError, ModelError, SourceError, StoreError
+from jeeves.errors import DatabaseUnreachable, JeevesError, ModelError, NotFound, SourceError, StoreError
 from jeeves.notify.outbox import default_worker_id
 from jeeves.parsing import EmailDocument, parse_email
 from jeeves.sources import SyncReport
@@ -139,19 +139,20 @@ class Jeeves:
             if self._notifier is None:
                 from jeeves.notify import make_notifier
 
-                self._notifier = make_notifier(self.settings)
+                self._notifier = make_notifier(self.settings.notify.channel, self.settings.twilio)
             return self._notifier
 
-    def outbox_sender(self, *, dry_run: bool | None = None):
-        """The process's outbox sender (one per dry-run setting, kept across passes)."""
+    def outbox_sender(self, *, dry_run: bool = False):
+        """The process's outbox sender, kept across passes. ``dry_run`` asks for one that sends
+        nothing (``notify.dry_run`` in the config makes every sender one); its
+        ``policy.dry_run`` says which it is."""
         from jeeves.notify.outbox import OutboxSender, SenderSettings
 
-        settings = SenderSettings.from_settings(self.settings, dry_run=dry_run)
-        key = settings.policy.dry_run
         with self._lock:
-            if key not in self._senders:
-                self._senders[key] = OutboxSender(self.store, settings, self.notifier, worker_id=self.worker_id)
-            return self._senders[key]
+            if dry_run not in self._senders:
+                settings = SenderSettings.from_settings(self.settings, dry_run=dry_run)
+                self._senders[dry_run] = OutboxSender(self.store, settings, self.notifier, worker_id=self.worker_id)
+            return self._senders[dry_run]
 
     def close(self) -> None:
         if self._store is not None:
@@ -208,16 +209,14 @@ class Jeeves:
             log.info("digest for %s queued", day.isoformat(), extra={"outbox_id": digest_id})
         return digest_id
 
-    def notify(self, *, dry_run: bool | None = None):
+    def notify(self, *, dry_run: bool = False):
         """Queue the day's digest when due (not in a dry run), then send what is due."""
-        if not self._dry(dry_run):
+        sender = self.outbox_sender(dry_run=dry_run)
+        if not sender.policy.dry_run:
             self.queue_digest()
-        return self.outbox_sender(dry_run=dry_run).run_once()
+        return sender.run_once()
 
-    def _dry(self, dry_run: bool | None) -> bool:
-        return self.settings.notify.dry_run if dry_run is None else dry_run
-
-    def classify_and_notify(self, *, dry_run: bool | None = None, stop: threading.Event | None = None):
+    def classify_and_notify(self, *, dry_run: bool = False, stop: threading.Event | None = None):
         """Classify what is stored in steps of ``CLASSIFY_STEP`` messages, sending each step's
         alerts before the next: (ClassifyReport, SendSummary).
 
@@ -239,7 +238,8 @@ class Jeeves:
             total.queued += step.queued
             total.unsure += step.unsure
             total.outbox_ids.extend(step.outbox_ids)
-            summary = self.outbox_sender(dry_run=dry_run).run_once()
+            sender = self.outbox_sender(dry_run=dry_run)
+            summary = sender.run_once()
             sent = summary if sent is None else sent + summary
             if stop is not None and stop.is_set() and step.classified == CLASSIFY_STEP:
                 break
@@ -247,15 +247,15 @@ class Jeeves:
                 # The backlog is classified: only now may the day's digest be composed (earlier, it
                 # would list one step's unsure mail and leave the rest for tomorrow). A dry run
                 # composes none: it changes no outbox row.
-                if not self._dry(dry_run) and self.queue_digest() is not None:
-                    sent = sent + self.outbox_sender(dry_run=dry_run).run_once()
+                if not sender.policy.dry_run and self.queue_digest() is not None:
+                    sent = sent + sender.run_once()
                 break
         if total.classified:
             log.info("classified %d messages: %d positive, %d alerts queued, %d for the digest (model %s)",
                      total.classified, total.positives, total.queued, total.unsure, total.model_version)
         return total, sent
 
-    def run_once(self, *, dry_run: bool | None = None) -> PassReport:
+    def run_once(self, *, dry_run: bool = False) -> PassReport:
         """One full pass. Database errors propagate (the caller retries the pass later)."""
         report = PassReport()
         report.syncs = self.ingest()
@@ -286,14 +286,14 @@ class Jeeves:
             return None, EmailDocument.from_parsed(parse_email(Path(ref).read_bytes()))
         message = self.store.get_message(ref)
         if message is None:
-            raise JeevesError(f"{self._not_found(ref)} (give an id like 123, a Message-ID, or an .eml path)")
+            raise NotFound(f"{self._not_found(ref)} (give an id like 123, a Message-ID, or an .eml path)")
         return message.id, EmailDocument.from_parsed(parse_email(message.raw))
 
     def label(self, ref: str, value: int, *, source: str = "cli") -> int:
         """Record a user's judgement on a stored message; the newest label wins."""
         message = self.store.get_message(ref)
         if message is None:
-            raise JeevesError(self._not_found(ref))
+            raise NotFound(self._not_found(ref))
         self.store.add_label(message.id, value, source)
         return message.id
 

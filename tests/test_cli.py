@@ -111,6 +111,37 @@ def test_bad_config_exits_2_naming_the_setting(env, tmp_path, capsys):
     assert "notify.max_per_hour" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("argv, says", [
+    (["--config", "{tmp}/missing.toml", "status"], "configuration file not found"),
+    (["--config", "{tmp}", "status"], "configuration path is not a file"),
+    (["classify", "{tmp}/missing.eml"], "cannot read"),
+    (["evaluate", "--corpus", "{tmp}"], "is not a corpus directory"),
+    (["explain", "4242"], "no stored message '4242'"),
+])
+def test_a_jeeves_error_is_one_line_on_stderr_and_exit_2(env, tmp_path, capsys, argv, says):
+    assert main([arg.format(tmp=tmp_path) for arg in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jeeves: ") and err.count("\n") == 1 and says in err, err
+
+
+def test_an_unexpected_error_is_one_line_and_its_traceback_is_logged(env, monkeypatch, capsys):
+    from jeeves.service import Jeeves
+
+    def status_with_a_bug(self):
+        return {}["database"]  # a KeyError: a bug, not a JeevesError
+
+    monkeypatch.setattr(Jeeves, "status", status_with_a_bug)
+    assert main(["status"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "KeyError" in err and "--verbose" in err and "Traceback" not in err, err
+    assert main(["--verbose", "status"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "status_with_a_bug" in err
+    assert main(["--log-format", "json", "status"]) == 1
+    records = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    assert any(r["level"] == "error" and "status_with_a_bug" in r.get("error", "") for r in records)
+
+
 def test_models_lists_the_serving_model(env, capsys):
     assert main(["models"]) == 0
     current = (REPO / "models/CURRENT").read_text().strip()

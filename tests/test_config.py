@@ -121,3 +121,34 @@ def test_twilio_credentials_from_twilio_variables(tmp_path):
 def test_not_toml_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(_write(tmp_path, "this is = = not toml"), environ={})
+
+
+def test_the_process_environment_beats_the_file_which_beats_the_defaults(tmp_path, monkeypatch):
+    path = _write(tmp_path, "[notify]\nmax_per_hour = 3\nthread_window_hours = 2\n")
+    monkeypatch.setenv("JEEVES_NOTIFY__MAX_PER_HOUR", "7")
+    settings = load_settings(path)
+    assert (settings.notify.max_per_hour, settings.notify.thread_window_hours, settings.notify.max_attempts) == (7, 2.0, 6)
+    # Given a mapping, the process environment is neither read nor changed.
+    assert load_settings(path, environ={}).notify.max_per_hour == 3
+    import os
+
+    assert os.environ["JEEVES_NOTIFY__MAX_PER_HOUR"] == "7"
+
+
+def test_a_config_path_that_is_a_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="not a file"):
+        load_settings(tmp_path, environ={})
+
+
+@pytest.mark.parametrize("host, allowed", [
+    ("localhost", True), ("127.0.0.1", True), ("127.0.0.2", True), ("::1", True),
+    ("127.0.0.1.example.com", False),  # a host name that merely starts with 127. can be anywhere
+    ("imap.example.com", False), ("10.0.0.1", False),
+])
+def test_plaintext_imap_is_allowed_only_to_this_machine_without_insecure(tmp_path, host, allowed):
+    path = _write(tmp_path, f'[[accounts]]\nname = "a"\nhost = "{host}"\nusername = "u"\npassword = "p"\ntls = "none"\n')
+    if allowed:
+        assert load_settings(path, environ={}).accounts[0].tls == "none"
+    else:
+        with pytest.raises(ConfigError, match="insecure"):
+            load_settings(path, environ={})

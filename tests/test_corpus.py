@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from jeeves.corpus import load_corpus
-from jeeves.errors import ModelError
+from jeeves.errors import CorpusError
 from jeeves.parsing import thread_key
 
 
@@ -37,7 +37,7 @@ def test_loads_labelled_messages_in_label_order(small_corpus):
 
 
 def test_missing_files_are_a_clear_error(tmp_path):
-    with pytest.raises(ModelError, match="messages.mbox"):
+    with pytest.raises(CorpusError, match="messages.mbox"):
         load_corpus(tmp_path)
 
 
@@ -45,14 +45,14 @@ def test_unknown_message_id_is_refused(small_corpus):
     path, ids = small_corpus
     with open(path / "labels.csv", "a") as handle:
         handle.write("<nope@nowhere>,1,high,cue\n")
-    with pytest.raises(ModelError, match="not found"):
+    with pytest.raises(CorpusError, match="not found"):
         load_corpus(path)
 
 
 def test_bad_label_is_refused(small_corpus):
     path, ids = small_corpus
     (path / "labels.csv").write_text(f"message_id,label\n{ids[0]},yes\n")
-    with pytest.raises(ModelError, match="0 or 1"):
+    with pytest.raises(CorpusError, match="0 or 1"):
         load_corpus(path)
 
 

@@ -36,8 +36,8 @@ def store(tmp_path):
 
 
 def make_sender(store, settings, clock, notifier=None, worker="w1", **kwargs) -> OutboxSender:
-    return OutboxSender(store, SenderSettings.from_settings(settings), notifier or make_notifier(settings), worker_id=worker,
-                        clock=clock, **kwargs)
+    return OutboxSender(store, SenderSettings.from_settings(settings), notifier or make_notifier(settings.notify.channel, settings.twilio),
+                        worker_id=worker, clock=clock, **kwargs)
 
 
 def test_each_positive_is_texted_once(db_url, twilio_server, clock, corpus_raw_messages):

@@ -9,9 +9,9 @@ import pytest
 from pydantic import SecretStr
 from twilio.rest import Client
 
-from jeeves.config import NotifySettings, Settings
+from jeeves.config import TwilioSettings
+from jeeves.errors import AmbiguousSendError, PermanentSendError, TransientSendError
 from jeeves.notify import ConsoleNotifier, make_notifier
-from jeeves.notify.base import AmbiguousSendError, PermanentSendError, TransientSendError
 from jeeves.notify.twilio import TwilioNotifier
 from tests.fixtures_postgres import free_port
 from tests.fixtures_twilio import TEST_FROM, TEST_TO, twilio_settings
@@ -132,8 +132,6 @@ def test_secrets_stay_out_of_reprs_and_logs(twilio_server, caplog):
 
 
 def test_make_notifier_picks_twilio_when_configured_and_console_otherwise(twilio_server):
-    assert isinstance(make_notifier(Settings()), ConsoleNotifier)
-    configured = Settings(notify=NotifySettings(to=TEST_TO), twilio=twilio_settings(twilio_server))
-    assert isinstance(make_notifier(configured), TwilioNotifier)
-    forced_console = Settings(notify=NotifySettings(channel="console", to=TEST_TO), twilio=twilio_settings(twilio_server))
-    assert isinstance(make_notifier(forced_console), ConsoleNotifier)
+    assert isinstance(make_notifier("auto", TwilioSettings()), ConsoleNotifier)
+    assert isinstance(make_notifier("auto", twilio_settings(twilio_server)), TwilioNotifier)
+    assert isinstance(make_notifier("console", twilio_settings(twilio_server)), ConsoleNotifier)

@@ -170,3 +170,30 @@ def test_upgrade_to_the_status_check_keeps_alerts_and_digest_links_and_refuses_u
     with pytest.raises(IntegrityError), store.engine.begin() as connection:
         connection.execute(text("UPDATE outbox SET kind = 'sms' WHERE id = 1"))
     store.close()
+
+
+def test_a_lost_connection_is_unreachable_and_a_missing_database_is_not(pg_url):
+    """Waiting helps a database that went away (daemon and one-shot commands retry it); it does
+    not help a database that does not exist, which must fail at once with its own words."""
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from jeeves.errors import DatabaseUnreachable, StoreError
+
+    store, admin = Store(pg_url), Store(pg_url, migrate=False)
+    try:
+        with pytest.raises(DatabaseUnreachable):
+            with store.session() as session:
+                pid = session.execute(text("SELECT pg_backend_pid()")).scalar()
+                with admin.session() as other:
+                    other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                session.execute(text("SELECT 1"))
+        assert store.counts().messages == 0  # the pool replaced the dead connection
+    finally:
+        store.close()
+        admin.close()
+    missing = make_url(pg_url).set(database="no_such_database").render_as_string(hide_password=False)
+    with pytest.raises(StoreError) as info:
+        Store(missing)
+    assert not isinstance(info.value, DatabaseUnreachable) and "does not exist" in str(info.value)

@@ -1,7 +1,8 @@
-"""The notifier contract the outbox relies on, and the three ways a send can fail.
+"""The notifier contract the outbox relies on.
 
-The outbox's exactly-once promise depends on knowing, for each failure, whether the message
-may have left: that is the whole point of splitting errors into transient (certainly not sent,
+A notifier's ``send`` returns a ``SendResult`` or raises one of the three send errors defined in
+``jeeves.errors``: the outbox's exactly-once promise depends on knowing, for each failure,
+whether the message may have left, so errors are split into transient (certainly not sent,
 retry), ambiguous (maybe sent, ask the provider before retrying) and permanent (never retry).
 """
 
@@ -11,7 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from jeeves.errors import NotifyError
+# Re-exported for modules that still import them from here; they are defined in jeeves.errors.
+from jeeves.errors import (  # noqa: F401
+    AmbiguousSendError,
+    PermanentSendError,
+    ReconcileUnavailable,
+    SendError,
+    TransientSendError,
+)
 
 
 @dataclass(frozen=True)
@@ -20,37 +28,6 @@ class SendResult:
 
     provider_id: str
     status: str
-
-
-class TransientSendError(NotifyError):
-    """The provider certainly did not take the message (429/20429, connection refused): retry."""
-
-    def __init__(self, reason: str, code: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.code = code
-
-
-class AmbiguousSendError(NotifyError):
-    """The message may have been accepted (5xx, read timeout): reconcile before any resend."""
-
-    def __init__(self, reason: str, code: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.code = code
-
-
-class PermanentSendError(NotifyError):
-    """The provider refused the message for a reason retrying cannot fix (bad number, auth)."""
-
-    def __init__(self, code: str | None, reason: str) -> None:
-        super().__init__(f"{code}: {reason}" if code else reason)
-        self.code = code
-        self.reason = reason
-
-
-class ReconcileUnavailable(NotifyError):
-    """The channel keeps no record to ask, so an interrupted send cannot be checked."""
 
 
 @runtime_checkable

@@ -8,7 +8,8 @@ import uuid
 from datetime import datetime
 from typing import TextIO
 
-from jeeves.notify.base import ReconcileUnavailable, SendResult
+from jeeves.errors import ReconcileUnavailable
+from jeeves.notify.base import SendResult
 from jeeves.notify.digest import DIGEST_HEAD
 
 

@@ -71,10 +71,9 @@ class SenderSettings:
     send_timeout: float = 10.0
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, dry_run: bool | None = None) -> "SenderSettings":
-        policy = Policy.from_settings(settings.notify)
-        if dry_run is not None:
-            policy = replace(policy, dry_run=dry_run)
+    def from_settings(cls, settings: Settings, *, dry_run: bool = False) -> "SenderSettings":
+        """``dry_run`` asks for a sender that sends nothing (``notify.dry_run`` makes every one)."""
+        policy = Policy.from_settings(settings.notify, dry_run=dry_run)
         return cls(policy=policy, recipient=settings.notify.to, max_attempts=settings.notify.max_attempts,
                    command=settings.cli_command, send_timeout=settings.twilio.timeout)
 

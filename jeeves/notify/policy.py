@@ -32,7 +32,8 @@ class Policy:
     dry_run: bool = False
 
     @classmethod
-    def from_settings(cls, notify: NotifySettings) -> "Policy":
+    def from_settings(cls, notify: NotifySettings, *, dry_run: bool = False) -> "Policy":
+        """The rules ``notify`` sets; a dry run when it says so or ``dry_run`` asks for one."""
         return cls(
             quiet_window=notify.quiet_window,
             timezone=notify.timezone,
@@ -40,7 +41,7 @@ class Policy:
             max_per_hour=notify.max_per_hour,
             allow_senders=tuple(s.strip().lower() for s in notify.allow_senders if s.strip()),
             deny_senders=tuple(s.strip().lower() for s in notify.deny_senders if s.strip()),
-            dry_run=notify.dry_run,
+            dry_run=notify.dry_run or dry_run,
         )
 
 

@@ -19,8 +19,8 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from jeeves.config import TwilioSettings
-from jeeves.errors import ConfigError
-from jeeves.notify.base import AmbiguousSendError, PermanentSendError, SendResult, TransientSendError
+from jeeves.errors import AmbiguousSendError, ConfigError, PermanentSendError, SendError, TransientSendError
+from jeeves.notify.base import SendResult
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def _match(messages, wanted: str, since: datetime, *, use_created: bool) -> Send
     return None
 
 
-def classify_twilio_exception(exc: TwilioException) -> Exception:
+def classify_twilio_exception(exc: TwilioException) -> SendError:
     """Any exception of the twilio library as a send error.
 
     Three shapes exist: ``TwilioRestException`` (status, code, msg), ``TwilioServiceException``
@@ -136,7 +136,7 @@ def classify_twilio_exception(exc: TwilioException) -> Exception:
     return classify_rest_error(status, code, str(exc.args[0]) if exc.args else type(exc).__name__)
 
 
-def classify_rest_error(status: int | None, code: int | str | None, message: str) -> Exception:
+def classify_rest_error(status: int | None, code: int | str | None, message: str) -> SendError:
     """The send error an HTTP error answer from Twilio amounts to."""
     try:
         numeric = int(code) if code is not None else None
@@ -145,24 +145,24 @@ def classify_rest_error(status: int | None, code: int | str | None, message: str
     code_text = str(numeric) if numeric is not None else (str(code) if code else None)
     reason = _clean(message)
     if status == 429 or numeric == RATE_LIMIT_CODE:
-        return TransientSendError(reason, code_text or "429")
+        return TransientSendError(reason, code=code_text or "429")
     if numeric in PERMANENT_CODES:
-        return PermanentSendError(code_text, reason)
+        return PermanentSendError(reason, code=code_text)
     if status is not None and status >= 500:
-        return AmbiguousSendError(reason, code_text or str(status))
+        return AmbiguousSendError(reason, code=code_text or str(status))
     # Any other 4xx: Twilio looked at the request and refused it; the same request will fail again.
-    return PermanentSendError(code_text or (str(status) if status else None), reason)
+    return PermanentSendError(reason, code=code_text or (str(status) if status else None))
 
 
-def classify_transport_error(exc: requests.RequestException) -> Exception:
+def classify_transport_error(exc: requests.RequestException) -> SendError:
     """Only a connection that never opened proves the request was not received."""
     if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return TransientSendError(f"connect timeout: {_clean(str(exc))}", "connect-timeout")
+        return TransientSendError(f"connect timeout: {_clean(str(exc))}", code="connect-timeout")
     if isinstance(exc, requests.exceptions.ConnectionError) and _never_connected(exc):
-        return TransientSendError(f"connection refused: {_clean(str(exc))}", "connect")
+        return TransientSendError(f"connection refused: {_clean(str(exc))}", code="connect")
     if isinstance(exc, requests.exceptions.ReadTimeout):
-        return AmbiguousSendError("read timeout: Twilio did not answer in time", "read-timeout")
-    return AmbiguousSendError(f"connection lost: {_clean(str(exc))}", "connection")
+        return AmbiguousSendError("read timeout: Twilio did not answer in time", code="read-timeout")
+    return AmbiguousSendError(f"connection lost: {_clean(str(exc))}", code="connection")
 
 
 def _never_connected(exc: BaseException) -> bool:

@@ -58,7 +58,10 @@ class Database:
     def error(self, what: str, exc: DBAPIError) -> StoreError:
         """``what`` failed because of ``exc``: the right ``StoreError`` with a one-line reason."""
         cause = _cause(exc, self.url)
-        kind = DatabaseUnreachable if any(needle in cause for needle in _UNREACHABLE) else StoreError
+        # SQLAlchemy flags a connection lost in use (server restarted, backend terminated); a
+        # connect that failed carries no such flag, nor a SQLSTATE, so libpq's words tell there.
+        unreachable = exc.connection_invalidated or any(needle in cause for needle in _UNREACHABLE)
+        kind = DatabaseUnreachable if unreachable else StoreError
         return kind(f"{what} ({self.where}): {cause}")
 
     def insert(self, table):
@@ -118,11 +121,12 @@ _HINTS = (
     ("database or disk is full", "free disk space where the database lives"),
     ("Connection refused", "is the database server running?"),
 )
-#: PostgreSQL/libpq words for a server that is not (yet) there, as opposed to one that refuses us.
+#: PostgreSQL/libpq words, when a connect fails, for a server that is not (yet) there, as opposed
+#: to one that refuses us (a lost connection is ``DBAPIError.connection_invalidated``).
 _UNREACHABLE = (
     "Connection refused", "could not connect", "timeout expired", "Connection timed out",
     "the database system is starting up", "the database system is shutting down",
-    "the database system is in recovery mode", "server closed the connection", "No route to host",
+    "the database system is in recovery mode", "No route to host",
     "could not translate host name", "Temporary failure in name resolution",
 )
 #: SQLite's words when it cannot write the file, its journal or its directory.
