@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from jeeves.config import Settings
-from jeeves.registry import current_version, list_models, set_current
-from jeeves.retrain import in_eval_split, retrain_and_maybe_promote, should_promote
+from jeeves.model.registry import current_version, list_models, set_current
+from jeeves.model.retrain import in_eval_split, retrain_and_maybe_promote, should_promote
 from jeeves.service import Jeeves
 
 REPO = Path(__file__).resolve().parent.parent

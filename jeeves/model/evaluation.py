@@ -131,8 +131,8 @@ def evaluate_corpus(model, corpus_dir, out_dir: Path | None = None) -> Evaluatio
     reported beside it (``card_inbox``): on the corpus the model was trained on, that is the
     honest figure.
     """
-    from jeeves.corpus import load_corpora
-    from jeeves.inbox import estimate
+    from jeeves.model.corpus import load_corpora
+    from jeeves.model.inbox import estimate
 
     corpus = load_corpora(corpus_dir)
     scores = model.score(corpus.documents)

@@ -2,7 +2,7 @@
 
 Jeeves must never download anything at run time, yet NLTK's ``WordNetLemmatizer`` reads the
 WordNet database through ``nltk.data``. The package therefore ships a *lemmatiser-only* WordNet
-subset in ``jeeves/nlp_data/corpora/wordnet.zip`` (built by :func:`build_wordnet_subset` from
+subset in ``jeeves/model/nlp_data/corpora/wordnet.zip`` (built by :func:`build_wordnet_subset` from
 Debian's ``wordnet-base``): the exception lists, ``lexnames``, the index files without their
 pointer symbols, and a ``data.adj`` stub carrying only the licence header and the
 adjective-satellite offsets the reader scans on start. That is everything ``morphy`` consults,

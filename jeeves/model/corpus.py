@@ -2,7 +2,7 @@
 
 The format is the one of ``data/enron-meetings``: ``labels.csv`` has ``message_id,label`` and
 optionally ``confidence``, ``pool`` and, for an active-learning draw, ``stratum`` and ``weight``
-(how many inbox messages each labelled one stands for; ``jeeves.inbox`` uses it). Only labelled
+(how many inbox messages each labelled one stands for; ``jeeves.model.inbox`` uses it). Only labelled
 messages are returned, in the order of ``labels.csv``, so a corpus can carry unlabelled mail
 without confusing training. Several directories load as one corpus (``load_corpora``); a
 message labelled in two of them is kept once, from the first.
@@ -40,7 +40,7 @@ class Corpus:
     message_ids: list[str]
     raw: list[bytes] = field(repr=False)
     data_hash: str = ""
-    #: Inbox weight of each row (1 unless the labels say otherwise; see ``jeeves.inbox``).
+    #: Inbox weight of each row (1 unless the labels say otherwise; see ``jeeves.model.inbox``).
     weight: np.ndarray | None = None
     #: The directory name each row came from (active draws are told apart by it).
     source: list[str] = field(default_factory=list)
@@ -68,8 +68,8 @@ class Corpus:
                       self.weight[idx], pick(self.source))
 
     def inbox_samples(self):
-        """The rows that, weighted, stand for an ordinary inbox (``jeeves.inbox``)."""
-        from jeeves.inbox import inbox_samples
+        """The rows that, weighted, stand for an ordinary inbox (``jeeves.model.inbox``)."""
+        from jeeves.model.inbox import inbox_samples
 
         return inbox_samples(self.pool, self.weight, self.source)
 
