@@ -26,8 +26,9 @@ from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 
 from jeeves.model.corpus import load_corpus  # noqa: E402
 from jeeves.model.cues import CUES  # noqa: E402
+from jeeves.model.evaluation import precision_recall_at  # noqa: E402
 from jeeves.model.selection import (candidates, choose_threshold, cross_validated_threshold, format_table,  # noqa: E402
-                                    precision_recall_at, search)
+                                    search)
 from jeeves.model.serving import load_model  # noqa: E402
 from jeeves.model.text_fields import new_text_of  # noqa: E402
 from jeeves.model.training import LOW_CONFIDENCE_WEIGHT  # noqa: E402

@@ -9,9 +9,9 @@ import pytest
 import sklearn
 
 from jeeves.errors import ModelError
+from jeeves.model.evaluation import precision_recall_at
 from jeeves.model.registry import current_version, file_sha256, set_current
-from jeeves.model.selection import (choose_threshold, cross_validated_threshold, grouped_folds, precision_recall_at,
-                                    unsure_band)
+from jeeves.model.selection import choose_threshold, cross_validated_threshold, grouped_folds, unsure_band
 from jeeves.model.serving import load_model
 from jeeves.model.training import train
 from jeeves.parsing import EmailDocument

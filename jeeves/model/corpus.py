@@ -21,6 +21,7 @@ import numpy as np
 
 from jeeves.config import SHIPPED_DATA_DIR
 from jeeves.errors import ModelError
+from jeeves.model.registry import file_sha256
 from jeeves.parsing import EmailDocument, parse_email, thread_key
 
 logger = logging.getLogger(__name__)
@@ -72,15 +73,6 @@ class Corpus:
         from jeeves.model.inbox import inbox_samples
 
         return inbox_samples(self.pool, self.weight, self.source)
-
-
-def file_sha256(*paths: Path) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_corpus(corpus_dir: Path) -> Corpus:

@@ -15,7 +15,6 @@ uses them. Tokenising uses a regexp tokenizer, so no punkt model is needed eithe
 from __future__ import annotations
 
 import logging
-import re
 import zipfile
 from functools import lru_cache
 from pathlib import Path

@@ -58,11 +58,12 @@ def resolve_model_path(path: Path | None, models_dir: Path) -> Path:
     return target
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(*paths: Path) -> str:
+    """SHA-256 of the files' bytes, one file after the other (a model file; a corpus's mbox + labels)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for path in paths:
+        with open(path, "rb") as handle:
+            hashlib.file_digest(handle, lambda: digest)  # feeds the one running digest
     return digest.hexdigest()
 
 

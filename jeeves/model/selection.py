@@ -35,6 +35,7 @@ from sklearn.naive_bayes import ComplementNB
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
+from jeeves.model.evaluation import precision_recall_at
 from jeeves.model.features import baseline_features, build_features
 from jeeves.model.inbox import (DIGEST_BUDGET, DIGEST_TARGET_RECALL_HIGH, TRADE_OFFS, InboxEstimate, InboxSample, TradeOff,
                                 estimate)
@@ -86,17 +87,6 @@ def choose_threshold(labels, scores, target_recall: float = 0.9) -> float:
         raise ValueError("cannot choose a threshold without positive examples")
     k = int(np.ceil(target_recall * len(positives))) - 1
     return float(positives[min(max(k, 0), len(positives) - 1)])
-
-
-def precision_recall_at(labels, scores, threshold: float) -> dict[str, float]:
-    labels, predicted = np.asarray(labels), np.asarray(scores) >= threshold
-    tp = int(np.sum(predicted & (labels == 1)))
-    fp = int(np.sum(predicted & (labels == 0)))
-    fn = int(np.sum(~predicted & (labels == 1)))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
 
 
 def cross_validated_threshold(labels, scores, folds, target_recall: float) -> dict[str, float]:

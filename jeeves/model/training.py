@@ -26,9 +26,10 @@ from sklearn.pipeline import Pipeline
 
 from jeeves.errors import ModelError
 from jeeves.model import registry
+from jeeves.model.evaluation import precision_recall_at
 from jeeves.model.features import build_features
 from jeeves.model.selection import (candidates, choose_threshold, cross_validated_threshold, format_table,
-                                    operating_points, precision_recall_at, ranking_scores, search, unsure_band)
+                                    operating_points, ranking_scores, search, unsure_band)
 from jeeves.resources import default_models_dir
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from jeeves.errors import ModelError
-from jeeves.model.corpus import file_sha256
+from jeeves.model.registry import file_sha256
 
 log = logging.getLogger(__name__)
 
