@@ -24,10 +24,14 @@ sys.path.insert(0, str(REPO))
 from sklearn.base import clone  # noqa: E402
 from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 
-from jeeves.corpus import load_corpus  # noqa: E402
-from jeeves.features import CUES, new_text_of  # noqa: E402
-from jeeves.training import (LOW_CONFIDENCE_WEIGHT, candidates, choose_threshold, cross_validated_threshold,  # noqa: E402
-                             format_table, load_model, precision_recall_at, search)
+from jeeves.model.corpus import load_corpus  # noqa: E402
+from jeeves.model.cues import CUES  # noqa: E402
+from jeeves.model.evaluation import precision_recall_at  # noqa: E402
+from jeeves.model.selection import (candidates, choose_threshold, cross_validated_threshold, format_table,  # noqa: E402
+                                    search)
+from jeeves.model.serving import load_model  # noqa: E402
+from jeeves.model.text_fields import new_text_of  # noqa: E402
+from jeeves.model.training import LOW_CONFIDENCE_WEIGHT  # noqa: E402
 
 CORPUS = REPO / "data" / "enron-meetings"
 

@@ -3,10 +3,10 @@ plus the cost of each feature step of the pipeline's FeatureUnion.
 
     .venv/bin/python bench/bench_classify_cost.py [--n 1000] [--json PATH]
 
-- Jeeves: the shipped model, ``jeeves.training.load_model()`` (whatever ``models/CURRENT`` names
+- Jeeves: the shipped model, ``jeeves.model.serving.load_model()`` (whatever ``models/CURRENT`` names
   when the bench starts).
 - Reference: the plain baseline of issue #4 (TF-IDF word 1–2-grams + balanced logistic
-  regression on subject + whole body, ``jeeves.training.baseline_pipeline``), fitted on the
+  regression on subject + whole body, ``jeeves.model.selection.baseline_pipeline``), fitted on the
   shipped corpus ``data/enron-meetings`` in this run.
 - Messages: ``--n`` real messages from the unlabelled Enron pool (not training data), parsed to
   ``EmailDocument`` once, outside the timed region. Both models score the same documents in the
@@ -63,9 +63,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
-    from jeeves.corpus import load_corpus
+    from jeeves.model.corpus import load_corpus
+    from jeeves.model.selection import baseline_pipeline
+    from jeeves.model.serving import load_model
     from jeeves.parsing import EmailDocument, parse_email
-    from jeeves.training import baseline_pipeline, load_model
 
     t = time.perf_counter()
     model = load_model()

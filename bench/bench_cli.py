@@ -83,7 +83,7 @@ def main() -> int:
 
         cases = [
             ("reference: python -c pass", [PY, "-c", "pass"]),
-            ("reference: load the serving model", [PY, "-c", "from jeeves.training import load_model; load_model()"]),
+            ("reference: load the serving model", [PY, "-c", "from jeeves.model.serving import load_model; load_model()"]),
             ("jeeves --version", [PY, "-m", "jeeves", "--version"]),
             ("jeeves status", jeeves + ["status"]),
             ("jeeves health", jeeves + ["health"]),

@@ -89,9 +89,9 @@ def with_message_id(raw: bytes, msgid: str) -> bytes:
 def pick_messages(count: int, positives: float, run_id: str, seed: int = 0) -> tuple[list[bytes], list[str], list[bool]]:
     """``count`` distinct corpus messages (``positives`` share labelled 1), unique Message-IDs,
     and whether the shipped model flags each one."""
-    from jeeves.corpus import load_corpus
+    from jeeves.model.corpus import load_corpus
+    from jeeves.model.serving import load_model
     from jeeves.parsing import EmailDocument, parse_email
-    from jeeves.training import load_model
 
     corpus = load_corpus(CORPUS)
     rng = random.Random(seed)

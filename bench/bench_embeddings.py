@@ -39,12 +39,14 @@ from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 from sklearn.model_selection import StratifiedGroupKFold  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from jeeves.corpus import load_corpus  # noqa: E402
 from jeeves.errors import ModelError  # noqa: E402
-from jeeves.features import _sentences, new_text_of  # noqa: E402
-from jeeves.features import build_features  # noqa: E402
+from jeeves.model.corpus import load_corpus  # noqa: E402
+from jeeves.model.cues import _sentences  # noqa: E402
+from jeeves.model.features import build_features  # noqa: E402
+from jeeves.model.selection import _fit_fold, cross_validated_threshold, grouped_folds  # noqa: E402
+from jeeves.model.text_fields import new_text_of  # noqa: E402
+from jeeves.model.training import LOW_CONFIDENCE_WEIGHT  # noqa: E402
 from jeeves.parsing import EmailDocument, parse_email  # noqa: E402
-from jeeves.training import LOW_CONFIDENCE_WEIGHT, _fit_fold, cross_validated_threshold, grouped_folds  # noqa: E402
 
 CORPUS = REPO / "data" / "enron-meetings"
 UNLABELED = REPO.parent / "shared" / "data" / "enron-unlabeled" / "messages.mbox"

@@ -1,6 +1,6 @@
 """What a person with an ordinary inbox gets: inbox estimate, error classes, learning curve.
 
-Prints, for the shipped recipe (``jeeves.training``) on all default labels with thread-grouped
+Prints, for the shipped recipe (``jeeves.model.training``) on all default labels with thread-grouped
 5-fold CV (the same folds ``jeeves train`` uses):
 - ROC/PR AUC on all labels, on ``high`` labels and on the random pool;
 - each trade-off's thresholds and inbox estimate (texts and digest), cross-validated;
@@ -31,10 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sklearn.base import clone  # noqa: E402
 from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 
-from jeeves.corpus import DEFAULT_CORPORA, load_corpora  # noqa: E402
-from jeeves.features import CONTEXT_CUES, CUES, new_text_of  # noqa: E402
-from jeeves.inbox import DEFAULT_TRADE_OFF, TRADE_OFFS, estimate, operating_points  # noqa: E402
-from jeeves.training import LOW_CONFIDENCE_WEIGHT, candidates, search  # noqa: E402
+from jeeves.model.corpus import DEFAULT_CORPORA, load_corpora  # noqa: E402
+from jeeves.model.cues import CONTEXT_CUES, CUES  # noqa: E402
+from jeeves.model.inbox import DEFAULT_TRADE_OFF, TRADE_OFFS, estimate  # noqa: E402
+from jeeves.model.selection import candidates, operating_points, search  # noqa: E402
+from jeeves.model.text_fields import new_text_of  # noqa: E402
+from jeeves.model.training import LOW_CONFIDENCE_WEIGHT  # noqa: E402
 
 #: Issue 12's false-alarm classes, tested in this order; a message is counted in its first match.
 ERROR_CLASSES = (

@@ -37,12 +37,13 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 from sklearn.model_selection import StratifiedGroupKFold  # noqa: E402
 
-from jeeves.corpus import load_corpus  # noqa: E402
-from jeeves.features import (CUES, MAX_CHARS, CueFeatures, LemmaNgrams, _sentences, build_features,  # noqa: E402
-                             new_text_of, quoted_text_of)
+from jeeves.model.corpus import load_corpus  # noqa: E402
+from jeeves.model.cues import CUES, CueFeatures, _sentences  # noqa: E402
+from jeeves.model.features import LemmaNgrams, build_features  # noqa: E402
+from jeeves.model.selection import _baseline_fold, _fit_fold, cross_validated_threshold, grouped_folds  # noqa: E402
+from jeeves.model.text_fields import MAX_CHARS, new_text_of, quoted_text_of  # noqa: E402
+from jeeves.model.training import LOW_CONFIDENCE_WEIGHT  # noqa: E402
 from jeeves.parsing import thread_key  # noqa: E402
-from jeeves.training import (LOW_CONFIDENCE_WEIGHT, _baseline_fold, _fit_fold, cross_validated_threshold,  # noqa: E402
-                             grouped_folds)
 
 CORPUS = REPO / "data" / "enron-meetings"
 
@@ -318,7 +319,7 @@ def main(argv=None):
             print(f"- {name}: {deltas(labels, shipped, s, folds, groups)}")
     # what the block fixes: the report's "request buried in a long email" misses
     best = max((n for n in rows if "FeatureUnion" in n), key=lambda n: roc_auc_score(labels, rows[n]))
-    from jeeves.training import choose_threshold
+    from jeeves.model.selection import choose_threshold
     for name in ("shipped pipeline, logreg(C=1), low labels weigh 0.3", best):
         s = rows[name]
         thr = choose_threshold(labels, s, 0.9)

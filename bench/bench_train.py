@@ -1,4 +1,4 @@
-"""Train: time and peak memory of ``jeeves.training.train`` vs corpus size, with the baseline
+"""Train: time and peak memory of ``jeeves.model.training.train`` vs corpus size, with the baseline
 fitted on the same messages as the reference.
 
     .venv/bin/python bench/bench_train.py [--sizes 1000,5000,all] [--quick-grid] [--json PATH]
@@ -9,7 +9,7 @@ Each size runs in a fresh child process (so its memory is its own), which:
    timed) and takes a random subset of ``size`` messages (seed 0; "all" = the whole corpus; a
    size larger than the corpus is reported and replaced by the whole corpus, once);
 2. fits the reference — the plain baseline (TF-IDF word 1–2-grams + balanced logistic
-   regression, ``jeeves.training.baseline_pipeline``) once on the subset;
+   regression, ``jeeves.model.selection.baseline_pipeline``) once on the subset;
 3. runs ``train()`` exactly as ``jeeves train`` does (full grid unless ``--quick-grid``;
    low-confidence labels weigh ``LOW_CONFIDENCE_WEIGHT``), writing the model to a temporary
    directory — never to ``models/``.
@@ -45,8 +45,9 @@ def child(size: str, quick_grid: bool) -> None:
     logging.disable(logging.WARNING)
     import numpy as np
 
-    from jeeves.corpus import load_corpus
-    from jeeves.training import LOW_CONFIDENCE_WEIGHT, baseline_pipeline, train
+    from jeeves.model.corpus import load_corpus
+    from jeeves.model.selection import baseline_pipeline
+    from jeeves.model.training import LOW_CONFIDENCE_WEIGHT, train
 
     corpus = load_corpus(CORPUS)
     full = len(corpus)
@@ -61,7 +62,7 @@ def child(size: str, quick_grid: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="jeeves-bench-train-") as out:
         t = time.perf_counter()
         card = train(corpus.documents, corpus.labels, corpus.groups, out_dir=Path(out), sample_weight=weight,
-                     progress=False, quick=quick_grid)
+                     progress=False, quick=quick_grid).card
         train_s = time.perf_counter() - t
     print(json.dumps({
         "n": len(corpus), "positives": int(corpus.labels.sum()), "corpus_size": full,
@@ -81,7 +82,7 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
-    from jeeves.corpus import load_corpus
+    from jeeves.model.corpus import load_corpus
 
     corpus_size = len(load_corpus(CORPUS).labels)
     sizes, notes = [], []

@@ -16,8 +16,8 @@ log = logging.getLogger("jeeves")
 
 
 def _default_corpora():
-    """The shipped labels (``jeeves.corpus.DEFAULT_CORPORA``), imported only by commands that train."""
-    from jeeves.corpus import DEFAULT_CORPORA
+    """The shipped labels (``jeeves.model.corpus.DEFAULT_CORPORA``), imported only by commands that train."""
+    from jeeves.model.corpus import DEFAULT_CORPORA
 
     return DEFAULT_CORPORA
 
@@ -156,20 +156,21 @@ def cmd_import(settings, args) -> int:
 
 
 def cmd_train(settings, args) -> int:
-    from jeeves.training import train_corpus
+    from jeeves.model.registry import set_current
+    from jeeves.model.training import train_corpus
 
     out = args.out or settings.model.dir
-    card = train_corpus(
+    trained = train_corpus(
         args.corpus or _default_corpora(), out, target_recall=args.target_recall or settings.model.target_recall, progress=True, quick=args.quick
     )
-    version = card["version"] if isinstance(card, dict) else getattr(card, "version", card)
-    print(f"model {version} saved in {out} and made current")
+    set_current(out, trained.version)
+    print(f"model {trained.version} saved in {out} and made current")
     return 0
 
 
 def cmd_evaluate(settings, args) -> int:
-    from jeeves.evaluation import evaluate_corpus
-    from jeeves.training import load_model
+    from jeeves.model.evaluation import evaluate_corpus
+    from jeeves.model.serving import load_model
 
     model = (load_model(args.model, models_dir=settings.model.dir, trade_off=settings.notify.trade_off) if args.model
              else _app(settings).model)
@@ -201,7 +202,7 @@ def cmd_explain(settings, args) -> int:
 def cmd_label(settings, args) -> int:
     app = _app(settings)
     if args.review:
-        from jeeves.review import review_uncertain
+        from jeeves.model.review import review_uncertain
 
         done = review_uncertain(app, limit=args.limit, ask=input, show=print)
         print(f"labelled {done} messages")
@@ -242,7 +243,7 @@ def cmd_status(settings, args) -> int:
 
 
 def cmd_models(settings, args) -> int:
-    from jeeves.registry import list_models, set_current
+    from jeeves.model.registry import list_models, set_current
 
     shipped = settings.model.shipped_fallback
     if args.use:
@@ -261,7 +262,7 @@ def cmd_models(settings, args) -> int:
 
 
 def cmd_retrain(settings, args) -> int:
-    from jeeves.retrain import retrain_and_maybe_promote
+    from jeeves.model.retrain import retrain_and_maybe_promote
 
     result = retrain_and_maybe_promote(_app(settings), corpus_dir=args.corpus or _default_corpora(), quick=args.quick, progress=True)
     champ = result.champion_scores

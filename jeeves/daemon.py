@@ -198,7 +198,7 @@ class Daemon:
                     return
 
     def retrain(self) -> None:
-        from jeeves.retrain import retrain_and_maybe_promote
+        from jeeves.model.retrain import retrain_and_maybe_promote
 
         try:
             retrain_and_maybe_promote(self.app)

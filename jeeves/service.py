@@ -26,8 +26,8 @@ from jeeves.sources.mailbox_file import MailboxFileSource
 from jeeves.storage import Store
 
 if TYPE_CHECKING:
-    from jeeves.classify import ClassifyReport
-    from jeeves.training import ServingModel
+    from jeeves.model.classify import ClassifyReport
+    from jeeves.model.serving import ServingModel
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class Jeeves:
         with self._lock:
             stamp = self._model_stamp_now()
             if self._model is None or stamp != self._model_stamp:
-                from jeeves.training import load_model
+                from jeeves.model.serving import load_model
 
                 model = load_model(self.settings.model.path, models_dir=self.settings.model.serving_dir,
                                    trade_off=self.settings.notify.trade_off)
@@ -129,7 +129,7 @@ class Jeeves:
         """The serving model's card, once it vouches for the model file (sha256, scikit-learn
         version); raises ``ModelError`` otherwise. Unpickles nothing and imports no scikit-learn,
         so commands that only report on the model stay fast."""
-        from jeeves.registry import verify_model
+        from jeeves.model.registry import verify_model
 
         return verify_model(self.settings.model.path, self.settings.model.serving_dir)[1]
 
@@ -189,7 +189,7 @@ class Jeeves:
         return report
 
     def classify(self) -> "ClassifyReport":
-        from jeeves.classify import classify_pending  # numpy: only commands that score pay for it
+        from jeeves.model.classify import classify_pending  # numpy: only commands that score pay for it
 
         return classify_pending(self.store, self.model)
 
@@ -225,7 +225,7 @@ class Jeeves:
         same messages again each life and sending only once all are done. ``stop`` ends the
         pass after the current step.
         """
-        from jeeves.classify import ClassifyReport, classify_pending
+        from jeeves.model.classify import ClassifyReport, classify_pending
 
         total = ClassifyReport(model_version="")
         sent = None

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from jeeves.corpus import load_corpus
 from jeeves.errors import CorpusError
+from jeeves.model.corpus import load_corpus
 from jeeves.parsing import thread_key
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from jeeves.model.serving import load_model
 from jeeves.parsing import EmailDocument, parse_email
 from jeeves.storage import Store
 from jeeves.storage.schema import OutboxEntry, Prediction, StoredMessage
-from jeeves.training import load_model
 from tests.fixtures_twilio import TEST_TO
 
 REPO = Path(__file__).resolve().parent.parent

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from jeeves.evaluation import evaluate, metrics
+from jeeves.model.evaluation import evaluate, metrics
 from jeeves.parsing import EmailDocument
 
 
@@ -66,8 +66,8 @@ class _CardedModel:
 
 
 def test_evaluating_on_labels_the_model_was_trained_on_is_flagged_in_sample(small_corpus):
-    from jeeves.corpus import load_corpus
-    from jeeves.evaluation import evaluate_corpus
+    from jeeves.model.corpus import load_corpus
+    from jeeves.model.evaluation import evaluate_corpus
 
     trained_on = load_corpus(small_corpus).data_hash
     flagged = evaluate_corpus(_CardedModel({"data_hash": "combined", "corpus_hashes": ["other", trained_on]}), small_corpus)

@@ -7,9 +7,10 @@ import pickle
 import numpy as np
 import pytest
 
-from jeeves.features import (CharNgrams, CueFeatures, FieldText, JoinedText, LemmaNgrams, MetaFeatures,
-                             build_features, new_text_of, quoted_text_of)
-from jeeves.nlp import WORDNET_ZIP, analyze, lemma, tokenize
+from jeeves.model.cues import CueFeatures, MetaFeatures
+from jeeves.model.features import CharNgrams, LemmaNgrams, build_features
+from jeeves.model.nlp import WORDNET_ZIP, analyze, lemma, tokenize
+from jeeves.model.text_fields import FieldText, JoinedText, new_text_of, quoted_text_of
 from jeeves.parsing import EmailDocument
 
 

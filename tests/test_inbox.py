@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jeeves.inbox import (TRADE_OFFS, TradeOff, choose_digest_threshold, choose_text_threshold, estimate,
-                          inbox_samples, operating_points)
+from jeeves.model.inbox import TRADE_OFFS, TradeOff, estimate, inbox_samples
+from jeeves.model.selection import choose_digest_threshold, choose_text_threshold, operating_points
 
 
 def _random_pool():

@@ -69,7 +69,7 @@ def test_the_wheel_carries_the_migrations_the_current_model_and_the_data(install
                 "jeeves/_migrations/env.py", "jeeves/_migrations/script.py.mako",
                 "jeeves/_data/sample/sample.mbox", "jeeves/_data/sample/planted.csv",
                 "jeeves/_data/enron-meetings/messages.mbox", "jeeves/_data/enron-meetings/labels.csv",
-                "jeeves/nlp_data/corpora/wordnet.zip"}
+                "jeeves/model/nlp_data/corpora/wordnet.zip"}
     expected |= {f"jeeves/_migrations/versions/{p.name}" for p in (REPO / "migrations/versions").glob("*.py")}
     assert expected <= names
     package = _package_dir(installed)

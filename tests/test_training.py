@@ -9,9 +9,12 @@ import pytest
 import sklearn
 
 from jeeves.errors import ModelError
+from jeeves.model.evaluation import precision_recall_at
+from jeeves.model.registry import current_version, file_sha256, set_current
+from jeeves.model.selection import choose_threshold, cross_validated_threshold, grouped_folds, unsure_band
+from jeeves.model.serving import load_model
+from jeeves.model.training import train
 from jeeves.parsing import EmailDocument
-from jeeves.training import (choose_threshold, cross_validated_threshold, grouped_folds, load_model,
-                             precision_recall_at, train, unsure_band)
 
 
 def test_grouped_folds_never_split_a_thread():
@@ -59,7 +62,7 @@ def test_cross_validated_threshold_and_band():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from jeeves.corpus import load_corpus
+    from jeeves.model.corpus import load_corpus
     from tests.conftest import CORPUS_DIR
 
     corpus = load_corpus(CORPUS_DIR)
@@ -68,15 +71,22 @@ def trained(tmp_path_factory):
     neg = rng.choice(np.flatnonzero(corpus.labels == 0), 300, replace=False)
     sub = corpus.subset(np.concatenate([pos, neg]))
     out = tmp_path_factory.mktemp("models")
-    card = train(sub.documents, sub.labels, sub.groups, out_dir=out, quick=True, progress=False,
-                 subsets={"high": [c == "high" for c in sub.confidence]})
-    return out, card, sub
+    result = train(sub.documents, sub.labels, sub.groups, out_dir=out, quick=True, progress=False,
+                   subsets={"high": [c == "high" for c in sub.confidence]})
+    served_after_training = current_version(out)
+    set_current(out, result.version)  # what `jeeves train` does next
+    return out, result, sub, served_after_training
 
 
-def test_train_writes_model_card_and_current(trained):
-    out, card, sub = trained
-    assert (out / "CURRENT").read_text().strip() == card.version
-    data = json.loads((out / f"{card.version}.json").read_text())
+def test_train_saves_model_and_card_without_serving_them(trained):
+    out, result, sub, served_after_training = trained
+    card = result.card
+    assert served_after_training is None  # promotion is the registry's, on the caller's word
+    assert result.model_path == out / f"{card.version}.joblib" and result.model_path.is_file()
+    assert result.card_path == out / f"{card.version}.json"
+    assert card.sha256 == file_sha256(result.model_path)
+    assert sorted(p.name for p in out.iterdir()) == sorted([result.model_path.name, result.card_path.name, "CURRENT"])
+    data = json.loads(result.card_path.read_text())
     for key in ("sha256", "data_hash", "label_counts", "candidates", "baseline", "threshold", "unsure_band",
                 "library_versions", "training_seconds", "cv"):
         assert key in data
@@ -88,7 +98,8 @@ def test_train_writes_model_card_and_current(trained):
 
 
 def test_load_scores_decides_and_explains(trained):
-    out, card, sub = trained
+    out, result, sub, _ = trained
+    card = result.card
     model = load_model(models_dir=out)
     assert model.version == card.version and model.threshold == pytest.approx(card.threshold)
     scores = model.score(sub.documents[:20])
@@ -106,7 +117,8 @@ def test_load_scores_decides_and_explains(trained):
 def test_tampered_model_is_refused(trained, tmp_path):
     import shutil
 
-    out, card, _ = trained
+    out, result, _, _ = trained
+    card = result.card
     for name in (f"{card.version}.joblib", f"{card.version}.json", "CURRENT"):
         shutil.copy(out / name, tmp_path / name)
     with open(tmp_path / f"{card.version}.joblib", "ab") as handle:
@@ -118,7 +130,8 @@ def test_tampered_model_is_refused(trained, tmp_path):
 def test_other_sklearn_version_is_refused(trained, tmp_path):
     import shutil
 
-    out, card, _ = trained
+    out, result, _, _ = trained
+    card = result.card
     for name in (f"{card.version}.joblib", "CURRENT"):
         shutil.copy(out / name, tmp_path / name)
     data = json.loads((out / f"{card.version}.json").read_text())
@@ -142,8 +155,6 @@ def test_model_that_fails_on_this_feature_code_is_refused_at_load(tmp_path):
 
     import joblib
 
-    from jeeves.training import _sha256
-
     source = Path(__file__).resolve().parent.parent / "models"
     version = (source / "CURRENT").read_text().strip()
     shutil.copy(source / f"{version}.json", tmp_path / f"{version}.json")
@@ -152,7 +163,7 @@ def test_model_that_fails_on_this_feature_code_is_refused_at_load(tmp_path):
     del cues.count_sentences  # as pickled by older feature code that had no such parameter
     joblib.dump(pipeline, tmp_path / f"{version}.joblib")
     card = json.loads((tmp_path / f"{version}.json").read_text())
-    card["sha256"] = _sha256(tmp_path / f"{version}.joblib")
+    card["sha256"] = file_sha256(tmp_path / f"{version}.joblib")
     (tmp_path / f"{version}.json").write_text(json.dumps(card))
     (tmp_path / "CURRENT").write_text(version)
     with pytest.raises(ModelError, match="retrain"):

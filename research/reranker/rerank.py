@@ -24,8 +24,8 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from jeeves.corpus import file_sha256
 from jeeves.errors import ModelError
+from jeeves.model.registry import file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -296,12 +296,13 @@ def scorer(model, top, torch):
 
 def stacked_operating_points(rows, labels, first_stage, oof) -> dict | None:
     """Text/digest thresholds for the stacked probability, per trade-off, from an ordinary-inbox
-    estimate (``jeeves.inbox``) on out-of-fold stacked scores; the stack of each fold is fitted on
+    estimate (``jeeves.model.inbox``) on out-of-fold stacked scores; the stack of each fold is fitted on
     the other folds. None where this Jeeves has no inbox estimator or the rows lack pool/weight/source."""
     try:
-        from jeeves.inbox import inbox_samples, operating_points
+        from jeeves.model.inbox import inbox_samples
+        from jeeves.model.selection import operating_points
     except ImportError:
-        log.info("no jeeves.inbox here: the card gets no operating points")
+        log.info("no jeeves.model.inbox/selection here: the card gets no operating points")
         return None
     if not all(k in rows[0] for k in ("pool", "weight", "source")):
         return None

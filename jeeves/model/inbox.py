@@ -16,13 +16,14 @@ Two thresholds turn a score into an action. At or above ``text`` Jeeves is sure 
 interrupt the person with a text; between ``digest`` and ``text`` the message is listed in the
 daily digest instead. The text threshold is chosen for the inbox — an alert budget (share of
 mail texted) and a precision floor — at one of three named trade-offs the user picks in the
-config; the digest threshold catches most of the clear requests the texts miss.
+config; the digest threshold catches most of the clear requests the texts miss. This module
+says what a pair of thresholds gives; ``jeeves.model.selection`` chooses them.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -153,108 +154,3 @@ def estimate(labels, confidence, scores, samples: Sequence[InboxSample], text_th
     pooled = _figures(np.mean(list(per.values()), axis=0))
     return InboxEstimate(text_threshold=float(text_threshold), digest_threshold=digest_threshold, **pooled,
                          samples={name: {k: round(v, 4) for k, v in _figures(v).items()} for name, v in per.items()})
-
-
-def _candidates(scores) -> np.ndarray:
-    """Distinct scores, highest first: every threshold that changes a decision."""
-    return np.unique(np.asarray(scores, dtype=float))[::-1]
-
-
-def choose_text_threshold(labels, confidence, scores, samples: Sequence[InboxSample], trade_off: TradeOff) -> float:
-    """The lowest threshold (most requests texted) that keeps the trade-off's budget and floor.
-
-    Thresholds are tried from the top; the texted share only grows as the threshold falls, so
-    the search stops at the first one past the budget. Where no threshold inside the budget
-    reaches the floor, the most precise one that still texts a quarter of the budget is
-    returned (a threshold that texts nothing is no answer).
-    """
-    labels, scores = np.asarray(labels, dtype=int), np.asarray(scores, dtype=float)
-    inside = np.zeros(len(labels), dtype=bool)
-    for s in samples:
-        inside |= s.mask
-    chosen, fallback, best_precision = None, None, -1.0
-    for t in _candidates(scores[inside]):
-        e = estimate(labels, confidence, scores, samples, t)
-        if e.texted > trade_off.budget:
-            break
-        if e.precision >= trade_off.precision_floor:
-            chosen = t
-        if e.texted >= trade_off.budget / 4 and e.precision > best_precision:
-            fallback, best_precision = t, e.precision
-    if chosen is not None:
-        return float(chosen)
-    if fallback is not None:
-        return float(fallback)
-    return float(np.max(scores))
-
-
-def choose_digest_threshold(labels, confidence, scores, samples: Sequence[InboxSample], text_threshold: float,
-                            *, budget: float = DIGEST_BUDGET,
-                            target_recall_high: float = DIGEST_TARGET_RECALL_HIGH) -> float:
-    """The highest threshold below the text's that lets texts + digest reach ``target_recall_high``
-    of clear requests, without listing more than ``budget`` of all mail (the budget wins)."""
-    labels, scores = np.asarray(labels, dtype=int), np.asarray(scores, dtype=float)
-    inside = np.zeros(len(labels), dtype=bool)
-    for s in samples:
-        inside |= s.mask
-    chosen = text_threshold
-    for t in _candidates(scores[inside]):
-        if t >= text_threshold:
-            continue
-        e = estimate(labels, confidence, scores, samples, text_threshold, t)
-        if e.digest > budget:
-            break
-        chosen = t
-        if e.recall_high_with_digest >= target_recall_high:
-            break
-    return float(chosen)
-
-
-@dataclass
-class OperatingPoint:
-    """One trade-off's thresholds and what they give, as stored in a model card."""
-
-    trade_off: str
-    text_threshold: float
-    digest_threshold: float
-    estimate: dict[str, Any]
-    #: The same figures when each fold's thresholds come from the other folds only.
-    cross_validated: dict[str, Any] | None = None
-
-
-def operating_points(labels, confidence, scores, samples: Sequence[InboxSample], folds=None,
-                     trade_offs: Mapping[str, TradeOff] = TRADE_OFFS) -> dict[str, OperatingPoint]:
-    """Thresholds and inbox estimates for every trade-off; with ``folds``, an honest second figure.
-
-    The in-sample figure picks thresholds on the same out-of-fold scores it reports; the
-    cross-validated one applies to each fold thresholds chosen on the other folds' scores, so
-    it also pays for the thresholds' own noise.
-    """
-    labels, scores = np.asarray(labels, dtype=int), np.asarray(scores, dtype=float)
-    confidence = np.asarray(confidence)
-    points = {}
-    for name, trade_off in trade_offs.items():
-        text = choose_text_threshold(labels, confidence, scores, samples, trade_off)
-        digest = choose_digest_threshold(labels, confidence, scores, samples, text)
-        point = OperatingPoint(name, text, digest, estimate(labels, confidence, scores, samples, text, digest).as_dict())
-        if folds is not None:
-            point.cross_validated = _cross_validated(labels, confidence, scores, samples, folds, trade_off).as_dict()
-        points[name] = point
-    return points
-
-
-def _cross_validated(labels, confidence, scores, samples, folds, trade_off: TradeOff) -> InboxEstimate:
-    """Decisions for fold k made with thresholds chosen on the other folds' scores."""
-    texted = np.zeros(len(labels), dtype=bool)
-    listed = np.zeros(len(labels), dtype=bool)
-    for _, test in folds:
-        others = np.ones(len(labels), dtype=bool)
-        others[test] = False
-        sub = [InboxSample(s.name, s.mask[others], s.weight[others]) for s in samples if s.mask[others].any()]
-        text = choose_text_threshold(labels[others], confidence[others], scores[others], sub, trade_off)
-        digest = choose_digest_threshold(labels[others], confidence[others], scores[others], sub, text)
-        texted[test] = scores[test] >= text
-        listed[test] = (scores[test] >= digest) & ~texted[test]
-    # Encode the decisions as scores so the same estimator reports them: 2 texted, 1 listed.
-    decided = np.where(texted, 2.0, np.where(listed, 1.0, 0.0))
-    return estimate(labels, confidence, decided, samples, 2.0, 1.0)

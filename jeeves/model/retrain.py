@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from jeeves.corpus import DEFAULT_CORPORA
 from jeeves.errors import ModelError
+from jeeves.model.corpus import DEFAULT_CORPORA
 from jeeves.parsing import EmailDocument, parse_email, thread_key
 
 log = logging.getLogger(__name__)
@@ -33,7 +31,7 @@ EVAL_BUCKETS = 5
 
 @dataclass
 class LabelledSet:
-    """Documents and labels, with what the inbox estimate needs (``jeeves.inbox``)."""
+    """Documents and labels, with what the inbox estimate needs (``jeeves.model.inbox``)."""
 
     documents: list[EmailDocument]
     labels: np.ndarray
@@ -57,7 +55,7 @@ class LabelledSet:
                            pick(self.pool), pick(self.weight), pick(self.source))
 
     def inbox_samples(self):
-        from jeeves.inbox import inbox_samples
+        from jeeves.model.inbox import inbox_samples
 
         return inbox_samples(self.pool, self.weight, self.source)
 
@@ -85,7 +83,7 @@ def gather_labels(store, corpus_dir=DEFAULT_CORPORA) -> tuple[LabelledSet, int]:
     ``corpus_dir`` is one directory or several. A user's label counts as ``high`` confidence
     and outside any inbox sample (the user's own labels are not drawn at random).
     """
-    from jeeves.corpus import load_corpora
+    from jeeves.model.corpus import load_corpora
 
     by_key: dict[str, tuple] = {}
     if corpus_dir is not None:
@@ -113,7 +111,7 @@ def _scores(model, data: LabelledSet) -> dict:
 
     scores = np.asarray(model.score(data.documents), dtype=float)
     return {
-        # Thresholds chosen for an ordinary inbox (jeeves.inbox), or only for recall on a corpus.
+        # Thresholds chosen for an ordinary inbox (jeeves.model.inbox), or only for recall on a corpus.
         "inbox_thresholds": bool((getattr(model, "card", None) or {}).get("operating_points")),
         "roc_auc": float(roc_auc_score(data.labels, scores)),
         "recall": float(recall_score(data.labels, np.asarray(model.decide(scores), dtype=bool).astype(int), zero_division=0)),
@@ -136,8 +134,9 @@ def should_promote(challenger: dict, champion: dict | None) -> bool:
 
 def retrain_and_maybe_promote(app, *, corpus_dir=DEFAULT_CORPORA, quick: bool = False, progress: bool = False) -> RetrainResult:
     """Train a challenger, compare it with the serving model, promote it if it is no worse."""
-    from jeeves.registry import set_current
-    from jeeves.training import LOW_CONFIDENCE_WEIGHT, load_model, train
+    from jeeves.model.registry import set_current
+    from jeeves.model.serving import load_model
+    from jeeves.model.training import LOW_CONFIDENCE_WEIGHT, train
 
     models_dir = Path(app.settings.model.dir)
     data, n_user = gather_labels(app.store, corpus_dir)
@@ -154,22 +153,18 @@ def retrain_and_maybe_promote(app, *, corpus_dir=DEFAULT_CORPORA, quick: bool = 
         log.warning("no usable serving model (%s); the challenger is promoted if it trains", exc)
         champion = None
 
-    with tempfile.TemporaryDirectory(prefix="jeeves-challenger-") as staging:
-        weight = np.array([LOW_CONFIDENCE_WEIGHT if c == "low" else 1.0 for c in train_set.confidence])
-        card = train(
-            train_set.documents, train_set.labels, train_set.groups,
-            out_dir=Path(staging), target_recall=app.settings.model.target_recall, progress=progress, quick=quick,
-            sample_weight=weight, sample_weighting=f"low-confidence labels weigh {LOW_CONFIDENCE_WEIGHT:g}",
-            confidence=train_set.confidence, inbox_samples=train_set.inbox_samples(),
-        )
-        version = card["version"] if isinstance(card, dict) else card.version
-        challenger = load_model(Path(staging), trade_off=app.settings.notify.trade_off)
-        challenger_scores = _scores(challenger, eval_set)
-        champion_scores = _scores(champion, eval_set) if champion is not None else None
-        models_dir.mkdir(parents=True, exist_ok=True)
-        for path in Path(staging).iterdir():
-            if path.name != "CURRENT":
-                shutil.copy2(path, models_dir / path.name)
+    # Saved beside the champion but not served: only ``set_current`` below promotes it.
+    weight = np.array([LOW_CONFIDENCE_WEIGHT if c == "low" else 1.0 for c in train_set.confidence])
+    trained = train(
+        train_set.documents, train_set.labels, train_set.groups,
+        out_dir=models_dir, target_recall=app.settings.model.target_recall, progress=progress, quick=quick,
+        sample_weight=weight, sample_weighting=f"low-confidence labels weigh {LOW_CONFIDENCE_WEIGHT:g}",
+        confidence=train_set.confidence, inbox_samples=train_set.inbox_samples(),
+    )
+    version = trained.version
+    challenger = load_model(trained.model_path, trade_off=app.settings.notify.trade_off)
+    challenger_scores = _scores(challenger, eval_set)
+    champion_scores = _scores(champion, eval_set) if champion is not None else None
 
     promoted = should_promote(challenger_scores, champion_scores)
     if promoted:

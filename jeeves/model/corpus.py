@@ -2,7 +2,7 @@
 
 The format is the one of ``data/enron-meetings``: ``labels.csv`` has ``message_id,label`` and
 optionally ``confidence``, ``pool`` and, for an active-learning draw, ``stratum`` and ``weight``
-(how many inbox messages each labelled one stands for; ``jeeves.inbox`` uses it). Only labelled
+(how many inbox messages each labelled one stands for; ``jeeves.model.inbox`` uses it). Only labelled
 messages are returned, in the order of ``labels.csv``, so a corpus can carry unlabelled mail
 without confusing training. Several directories load as one corpus (``load_corpora``); a
 message labelled in two of them is kept once, from the first.
@@ -21,6 +21,7 @@ import numpy as np
 
 from jeeves.config import SHIPPED_DATA_DIR
 from jeeves.errors import CorpusError
+from jeeves.model.registry import file_sha256
 from jeeves.parsing import EmailDocument, parse_email, thread_key
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class Corpus:
     message_ids: list[str]
     raw: list[bytes] = field(repr=False)
     data_hash: str = ""
-    #: Inbox weight of each row (1 unless the labels say otherwise; see ``jeeves.inbox``).
+    #: Inbox weight of each row (1 unless the labels say otherwise; see ``jeeves.model.inbox``).
     weight: np.ndarray | None = None
     #: The directory name each row came from (active draws are told apart by it).
     source: list[str] = field(default_factory=list)
@@ -68,19 +69,10 @@ class Corpus:
                       self.weight[idx], pick(self.source))
 
     def inbox_samples(self):
-        """The rows that, weighted, stand for an ordinary inbox (``jeeves.inbox``)."""
-        from jeeves.inbox import inbox_samples
+        """The rows that, weighted, stand for an ordinary inbox (``jeeves.model.inbox``)."""
+        from jeeves.model.inbox import inbox_samples
 
         return inbox_samples(self.pool, self.weight, self.source)
-
-
-def file_sha256(*paths: Path) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_corpus(corpus_dir: Path) -> Corpus:

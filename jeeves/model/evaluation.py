@@ -6,7 +6,6 @@ evaluation set, so the precision/recall printed here are what a user would see.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 from sklearn.metrics import (average_precision_score, brier_score_loss, confusion_matrix, precision_recall_curve,
-                             roc_auc_score, roc_curve)
+                             precision_recall_fscore_support, roc_auc_score, roc_curve)
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +41,6 @@ class EvaluationReport:
                                               "in_unsure_band", "files")}
         data.update(self.extra)
         return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in data.items()}
-
-    def to_json(self) -> str:
-        return json.dumps(self.as_dict(), indent=2)
 
     def to_text(self) -> str:
         (tn, fp), (fn, tp) = self.confusion_matrix
@@ -84,22 +80,28 @@ def _fmt(value: float) -> str:
     return "n/a" if value is None or np.isnan(value) else f"{value:.3f}"
 
 
+def precision_recall_at(labels, scores, threshold: float) -> dict[str, float]:
+    """Precision, recall and F1 (scikit-learn's, 0 where undefined) when ``scores >= threshold``
+    means positive, with the counts behind them."""
+    labels = np.asarray(labels, dtype=int)
+    predicted = (np.asarray(scores, dtype=float) >= threshold).astype(int)
+    precision, recall, f1, _ = precision_recall_fscore_support(labels, predicted, average="binary", pos_label=1,
+                                                               zero_division=0)
+    (_, fp), (fn, tp) = confusion_matrix(labels, predicted, labels=[0, 1]).tolist()
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1), "tp": tp, "fp": fp, "fn": fn}
+
+
 def metrics(labels, scores, threshold: float) -> dict[str, Any]:
     labels = np.asarray(labels, dtype=int)
     scores = np.asarray(scores, dtype=float)
-    predicted = scores >= threshold
     both = len(set(labels.tolist())) == 2
-    cm = confusion_matrix(labels, predicted.astype(int), labels=[0, 1])
-    tn, fp, fn, tp = (int(v) for v in cm.ravel())
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
+    at = precision_recall_at(labels, scores, threshold)
     return {
         "roc_auc": float(roc_auc_score(labels, scores)) if both else float("nan"),
         "pr_auc": float(average_precision_score(labels, scores)) if both else float("nan"),
-        "precision": precision, "recall": recall,
-        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "precision": at["precision"], "recall": at["recall"], "f1": at["f1"],
         "threshold": float(threshold), "n": int(len(labels)), "n_positive": int(labels.sum()),
-        "confusion_matrix": [[tn, fp], [fn, tp]],
+        "confusion_matrix": [[len(labels) - at["tp"] - at["fp"] - at["fn"], at["fp"]], [at["fn"], at["tp"]]],
         "brier": float(brier_score_loss(labels, scores)) if len(labels) else float("nan"),
     }
 
@@ -131,8 +133,8 @@ def evaluate_corpus(model, corpus_dir, out_dir: Path | None = None) -> Evaluatio
     reported beside it (``card_inbox``): on the corpus the model was trained on, that is the
     honest figure.
     """
-    from jeeves.corpus import load_corpora
-    from jeeves.inbox import estimate
+    from jeeves.model.corpus import load_corpora
+    from jeeves.model.inbox import estimate
 
     corpus = load_corpora(corpus_dir)
     scores = model.score(corpus.documents)

@@ -2,7 +2,7 @@
 
 Jeeves must never download anything at run time, yet NLTK's ``WordNetLemmatizer`` reads the
 WordNet database through ``nltk.data``. The package therefore ships a *lemmatiser-only* WordNet
-subset in ``jeeves/nlp_data/corpora/wordnet.zip`` (built by :func:`build_wordnet_subset` from
+subset in ``jeeves/model/nlp_data/corpora/wordnet.zip`` (built by :func:`build_wordnet_subset` from
 Debian's ``wordnet-base``): the exception lists, ``lexnames``, the index files without their
 pointer symbols, and a ``data.adj`` stub carrying only the licence header and the
 adjective-satellite offsets the reader scans on start. That is everything ``morphy`` consults,
@@ -15,7 +15,6 @@ uses them. Tokenising uses a regexp tokenizer, so no punkt model is needed eithe
 from __future__ import annotations
 
 import logging
-import re
 import zipfile
 from functools import lru_cache
 from pathlib import Path

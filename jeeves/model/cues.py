@@ -1,140 +1,24 @@
-"""Feature transformers: email documents in, one sparse matrix out.
+"""Rule-shaped features from the labelling definition, and the situations a bag of words confuses.
 
 The label (LABELING.md) is a conjunction read from the sender's *new* text: a face-to-face
 get-together, in the future, requested rather than announced, with no place settled. Bag-of-
 words features see the words but not how they combine, so :class:`CueFeatures` scores each
 sentence for those rules (meeting word + request, meeting word + future time, place named,
-call only, past tense) and keeps the strongest sentence. The subject, the new text and the
-quoted history are separate inputs, so "lunch" in a quoted message does not look like a request.
+call only, past tense) and keeps the strongest sentence. :class:`ContextCues` marks the
+false-alarm classes seen on real inboxes (calendar notices, standing meetings, calls,
+newsletters, bare forwards); :class:`MetaFeatures` the shape of the email.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.pipeline import FeatureUnion, Pipeline
-from sklearn.preprocessing import MaxAbsScaler
 
-from jeeves.nlp import analyze
-
-#: Text beyond this is signatures, disclaimers and pasted reports; cutting it keeps scoring fast.
-MAX_CHARS = 4000
-
-
-# History the parser's line-anchored markers miss: "...later.-----Original Message-----" glued to
-# a line, or a Notes/Outlook header block ("To: … cc: …" / "From: … Sent: …") inside the new text.
-_INLINE_HISTORY = re.compile(
-    r"-{3,}\s*Original Message\s*-{3,}|-{3,}\s*Forwarded by|^\s*To:\s[^\n]*\n(?:[^\n]*\n){0,3}\s*cc:|"
-    r"^\s*From:\s[^\n]*\n(?:[^\n]*\n){0,3}\s*(?:Sent|Date|To):|^_{20,}\s*$|^\*{20,}\s*$",
-    re.IGNORECASE | re.MULTILINE,
-)
-
-
-def new_text_of(document, max_chars: int = MAX_CHARS) -> str:
-    """The sender's new text with leftover history cut off; what the label is read from."""
-    text = (document.new_text or "")[: max_chars]
-    match = _INLINE_HISTORY.search(text)
-    return text[: match.start()] if match else text
-
-
-def quoted_text_of(document, max_chars: int = MAX_CHARS) -> str:
-    """Everything below the sender's own words, including history the parser left in new_text."""
-    text = document.new_text or ""
-    match = _INLINE_HISTORY.search(text[:max_chars])
-    extra = text[match.start():] if match else ""
-    return (extra + "\n" + (document.quoted_text or ""))[: max_chars]
-
-
-_FIELDS = {
-    "new_text": new_text_of,
-    "quoted_text": quoted_text_of,
-    "subject": lambda d, n: (d.subject or "")[:n],
-}
-
-
-class FieldText(BaseEstimator, TransformerMixin):
-    """One text field of each document, cut to ``max_chars``: ``subject``, ``new_text``, ``quoted_text``."""
-
-    def __init__(self, field: str = "new_text", max_chars: int = MAX_CHARS):
-        self.field = field
-        self.max_chars = max_chars
-
-    def fit(self, documents, y=None):
-        if self.field not in _FIELDS:
-            raise ValueError(f"field must be one of {sorted(_FIELDS)}, got {self.field!r}")
-        return self
-
-    def transform(self, documents) -> list[str]:
-        get = _FIELDS[self.field]
-        return [get(d, self.max_chars) for d in documents]
-
-    def get_feature_names_out(self, input_features=None):  # text, not features; for completeness
-        return np.array([self.field], dtype=object)
-
-
-def lemma_analyzer(text: str) -> list[str]:
-    """Module-level so fitted vectorizers pickle."""
-    return analyze(text)
-
-
-class _TfidfBranch(BaseEstimator, TransformerMixin):
-    """A TF-IDF vectorizer as a transformer whose settings are grid params; subclasses say which vectorizer."""
-
-    def _vectorizer(self) -> TfidfVectorizer:
-        raise NotImplementedError
-
-    def fit(self, texts, y=None):
-        self.vectorizer_ = self._vectorizer()
-        self.vectorizer_.fit(texts)
-        return self
-
-    def transform(self, texts):
-        return self.vectorizer_.transform(texts)
-
-    def get_feature_names_out(self, input_features=None):
-        return self.vectorizer_.get_feature_names_out()
-
-
-class LemmaNgrams(_TfidfBranch):
-    """TF-IDF over lemmatised word n-grams; a thin wrapper so n-gram range and pruning are grid params."""
-
-    def __init__(self, ngram_range=(1, 3), min_df=2, max_features=50_000, sublinear_tf=True):
-        self.ngram_range = ngram_range
-        self.min_df = min_df
-        self.max_features = max_features
-        self.sublinear_tf = sublinear_tf
-
-    def _ngrams(self, text: str) -> list[str]:
-        tokens = lemma_analyzer(text)
-        lo, hi = self.ngram_range
-        out = []
-        for n in range(lo, hi + 1):
-            out.extend(" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
-        return out
-
-    def _vectorizer(self) -> TfidfVectorizer:
-        return TfidfVectorizer(analyzer=self._ngrams, min_df=self.min_df, max_features=self.max_features,
-                               sublinear_tf=self.sublinear_tf, dtype=np.float32)
-
-
-class CharNgrams(_TfidfBranch):
-    """TF-IDF over character n-grams inside word boundaries: robust to typos ("mtg", "tmrw")."""
-
-    def __init__(self, ngram_range=(2, 5), min_df=3, max_features=50_000):
-        self.ngram_range = ngram_range
-        self.min_df = min_df
-        self.max_features = max_features
-
-    def _vectorizer(self) -> TfidfVectorizer:
-        return TfidfVectorizer(analyzer="char_wb", ngram_range=self.ngram_range, lowercase=True,
-                               min_df=self.min_df, max_features=self.max_features, sublinear_tf=True,
-                               dtype=np.float32)
+from jeeves.model.text_fields import MAX_CHARS, TEXT_FIELDS, new_text_of, quoted_text_of
 
 
 # --- engineered cues ----------------------------------------------------------------------
@@ -267,7 +151,7 @@ class CueFeatures(BaseEstimator, TransformerMixin):
         return counts + pairs
 
     def transform(self, documents):
-        get = _FIELDS[self.field]
+        get = TEXT_FIELDS[self.field]
         rows = [self._row(get(d, self.max_chars)) for d in documents]
         return sp.csr_matrix(np.asarray(rows, dtype=np.float32).reshape(len(rows), -1))
 
@@ -427,44 +311,3 @@ class ContextCues(BaseEstimator, TransformerMixin):
 
     def get_feature_names_out(self, input_features=None):
         return self.feature_names_
-
-
-def _text_branch(field: str, vectorizer) -> Pipeline:
-    return Pipeline([("text", FieldText(field)), ("tfidf", vectorizer)])
-
-
-def build_features(*, word_ngrams=(1, 3), char_ngrams=(2, 5), use_char: bool = True, use_cues: bool = True,
-                   use_quoted: bool = False) -> FeatureUnion:
-    """The full feature union. Names are prefixed by branch, which :meth:`explain` shows."""
-    parts = [
-        ("subject", _text_branch("subject", LemmaNgrams(ngram_range=(1, 2), min_df=2))),
-        ("new", _text_branch("new_text", LemmaNgrams(ngram_range=word_ngrams, min_df=2))),
-    ]
-    if use_char:
-        parts.append(("char", _text_branch("new_text", CharNgrams(ngram_range=char_ngrams))))
-    if use_quoted:
-        parts.append(("quoted", _text_branch("quoted_text", LemmaNgrams(ngram_range=(1, 1), min_df=3,
-                                                                            max_features=5000))))
-    if use_cues:
-        parts.append(("cues", Pipeline([("cues", CueFeatures("new_text")), ("scale", MaxAbsScaler())])))
-        parts.append(("subjcues", Pipeline([("cues", CueFeatures("subject", count_sentences=False)), ("scale", MaxAbsScaler())])))
-        parts.append(("quotedcues", Pipeline([("cues", CueFeatures("quoted_text")), ("scale", MaxAbsScaler())])))
-        parts.append(("context", Pipeline([("cues", ContextCues()), ("scale", MaxAbsScaler())])))
-    parts.append(("meta", MetaFeatures()))
-    return FeatureUnion(parts)
-
-
-def baseline_features() -> Pipeline:
-    """The plain baseline a user would try first: word 1–2-grams over subject + whole body."""
-    return Pipeline([("text", JoinedText()), ("tfidf", TfidfVectorizer(ngram_range=(1, 2), min_df=2,
-                                                                       sublinear_tf=True))])
-
-
-class JoinedText(BaseEstimator, TransformerMixin):
-    """Subject and the whole body (new + quoted) as one string: what the baseline reads."""
-
-    def fit(self, documents, y=None):
-        return self
-
-    def transform(self, documents) -> list[str]:
-        return [f"{d.subject}\n{d.new_text}\n{d.quoted_text}" for d in documents]

@@ -1,7 +1,10 @@
 """The models directory: versioned models with their cards, and ``CURRENT`` naming the served one.
 
-Promotion and rollback only rewrite ``CURRENT`` (atomically), so a running daemon, which
-watches that file, switches models between two messages and never sees a half-written name.
+This module is the only writer of that directory, and every write is atomic (a temporary file
+renamed into place): a model file, then its card (a listed model is always complete), and
+``CURRENT``. Training saves a model without serving it; promotion and rollback only rewrite
+``CURRENT``, so a running daemon, which watches that file, switches models between two
+messages and never sees a half-written name.
 ``verify_model`` checks a model against its card without unpickling it or importing
 scikit-learn, so ``status`` and ``health`` answer in well under a second.
 The model shipped inside the package serves until the default directory has a ``CURRENT``
@@ -15,8 +18,10 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from jeeves.errors import ModelError
 
@@ -53,12 +58,59 @@ def resolve_model_path(path: Path | None, models_dir: Path) -> Path:
     return target
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(*paths: Path) -> str:
+    """SHA-256 of the files' bytes, one file after the other (a model file; a corpus's mbox + labels)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for path in paths:
+        with open(path, "rb") as handle:
+            hashlib.file_digest(handle, lambda: digest)  # feeds the one running digest
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """A model file written by :func:`save_model`; its version names the file and its card."""
+
+    version: str
+    path: Path
+    sha256: str
+    created: datetime
+
+
+def save_model(models_dir: Path, pipeline) -> SavedModel:
+    """Write ``pipeline`` as ``<version>.joblib``, the version being its time and hash; not served.
+
+    The file is complete before it has its name; its card (:func:`write_card`) follows it, and
+    only :func:`set_current` makes it serve.
+    """
+    import joblib
+
+    models_dir = Path(models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    created = datetime.now(timezone.utc)
+    tmp = models_dir / f".tmp-{created:%Y%m%d%H%M%S%f}-{os.getpid()}.joblib"
+    joblib.dump(pipeline, tmp, compress=("xz", 3))
+    digest = file_sha256(tmp)
+    version = f"{created:%Y%m%d-%H%M%S}-{digest[:8]}"
+    path = models_dir / f"{version}.joblib"
+    tmp.replace(path)
+    return SavedModel(version, path, digest, created)
+
+
+def write_card(models_dir: Path, card: dict[str, Any]) -> Path:
+    """Write ``card`` as ``<version>.json`` beside its model (a reader never sees half a card)."""
+    path = Path(models_dir) / f"{card['version']}.json"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(card, indent=2, default=_json_default) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def _json_default(value):
+    """numpy scalars and arrays, as the card's figures come from numpy."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(type(value))
 
 
 def verify_model(path: Path | None, models_dir: Path) -> tuple[Path, dict]:
