@@ -120,8 +120,9 @@ class AccountSettings(_Section):
 
     @model_validator(mode="after")
     def _tls_is_safe(self) -> "AccountSettings":
-        loopback = self.host in {"localhost", "127.0.0.1", "::1"} or self.host.startswith("127.")
-        if self.tls == "none" and not (loopback or self.insecure):
+        from jeeves.sources.imap.session import is_loopback_host  # one definition; imported late (no cycle)
+
+        if self.tls == "none" and not (is_loopback_host(self.host) or self.insecure):
             raise ValueError(f"tls = 'none' sends the password in clear to {self.host}; set insecure = true to allow it")
         return self
 
