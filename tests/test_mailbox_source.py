@@ -95,3 +95,16 @@ def test_a_long_mbox_is_parsed_in_workers_and_stored_behind_the_reading(tmp_path
 
         stored = s.scalars(select(StoredMessage.new_text).order_by(StoredMessage.id)).all()
     assert stored == expected  # workers parse exactly as in-process, and order is kept
+
+
+def test_both_kinds_of_source_are_sources_and_only_imap_can_watch(tmp_path):
+    """``run --once`` and the daemon drive every source through the ``Source`` protocol."""
+    from jeeves.config import AccountSettings
+    from jeeves.sources import Source, WatchableSource
+    from jeeves.sources.imap import IMAPSource
+
+    store = Store(f"sqlite:///{tmp_path / 'j.db'}")
+    box = MailboxFileSource(tmp_path / "box.mbox", store)
+    imap = IMAPSource(AccountSettings(name="a", host="127.0.0.1", username="u", password="p", tls="none"), store)
+    assert isinstance(box, Source) and not isinstance(box, WatchableSource)
+    assert isinstance(imap, WatchableSource)
