@@ -12,7 +12,6 @@ plain objects.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import shlex
@@ -43,20 +42,6 @@ SHIPPED_DATA_DIR = resources.shipped_data_dir()
 
 #: An E.164 phone number: '+', a country code not starting with 0, at most 15 digits in all.
 E164 = re.compile(r"\+[1-9]\d{6,14}")
-
-
-def is_loopback_host(host: str) -> bool:
-    """Whether ``host`` names this machine: "localhost", 127.0.0.0/8 or ::1.
-
-    The plaintext-IMAP rule is checked twice: here, when the settings load, and by the IMAP
-    session when it connects (jeeves/sources/imap/session.py keeps its own ``is_loopback_host``
-    for now). Both must answer alike; at merge one of them imports the other. A host *name*
-    that starts with "127." is not loopback: it resolves wherever its DNS says.
-    """
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name, not an address
-        return False
 
 
 class _Section(BaseModel):
@@ -146,6 +131,8 @@ class AccountSettings(_Section):
 
     @model_validator(mode="after")
     def _tls_is_safe(self) -> "AccountSettings":
+        from jeeves.sources.imap.session import is_loopback_host  # one definition; imported late (no cycle)
+
         if self.tls == "none" and not (is_loopback_host(self.host) or self.insecure):
             raise ValueError(f"tls = 'none' sends the password in clear to {self.host}; set insecure = true to allow it")
         return self

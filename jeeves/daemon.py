@@ -5,8 +5,15 @@ processes causes duplicate or missed runs); processes coordinate through the dat
 APScheduler 3.x drops a run that is more than one second late by default, so every job sets
 ``misfire_grace_time`` and ``coalesce`` deliberately, and never overlaps itself. A periodic run
 that finds the previous one still busy is skipped by design (``max_instances = 1``); APScheduler
-logs each skip as a warning, which is dropped here (``_SkippedRunFilter``). Each IMAP watcher
-is one long-running job that restarts itself, so nothing is resubmitted behind it.
+logs each skip as a warning, which is dropped here (``_SkippedRunFilter``). Each IMAP watcher,
+and the pipeline, is one long-running job that restarts itself, so nothing is resubmitted
+behind it.
+
+Ingestion and the pipeline never share a thread: a watcher (or the mail-file job) only stores
+mail, through the same ``guarded_sync`` as ``jeeves run --once``, and then wakes the pipeline job
+(``wake_pipeline`` sets an event it waits on), which classifies and sends on its own thread. A
+slow Twilio answer therefore never keeps IDLE from receiving; mail stored while a pass runs
+starts the next pass as soon as that one ends.
 
 The daemon announces itself in one line (what it watches, where alerts go) at any log level,
 before the model is loaded: the card is checked at once, the model unpickled by the first pass.
@@ -28,6 +35,7 @@ from jeeves.config import Settings
 from jeeves.notify.outbox import mask_number
 from jeeves.errors import DatabaseUnreachable, JeevesError, ModelError, StoreError
 from jeeves.service import Jeeves
+from jeeves.sources import SyncReport, guarded_sync
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +75,7 @@ class Daemon:
         self.app = app or Jeeves(settings)
         self.dry_run = dry_run
         self.stop_event = threading.Event()
-        self._pipeline_lock = threading.Lock()
+        self._pipeline_wanted = threading.Event()  # set: run a pass now (mail stored, or stopping)
         self._db_down_since: float | None = None  # while the pipeline finds the database unavailable
         # One thread per IMAP watcher (they block in IDLE) plus the periodic jobs.
         workers = len(settings.accounts) + 4
@@ -82,49 +90,80 @@ class Daemon:
 
     # --- jobs ---------------------------------------------------------------------------
 
-    def pipeline(self) -> None:
-        """Classify what is stored and send what is due; triggered by new mail and on a timer."""
-        if self.stop_event.is_set():
-            return
-        with self._pipeline_lock:
+    def run_pipeline(self) -> None:
+        """The pipeline job, one run for the daemon's life: a pass at start, whenever a source
+        stored mail (``wake_pipeline``), and every ``outbox_interval`` (retries, held alerts,
+        the digest's hour, a database that came back). Mail stored during a pass wakes the next
+        one at once."""
+        interval = self.settings.daemon.outbox_interval
+        while not self.stop_event.is_set():
+            self._pipeline_wanted.clear()
             try:
-                self.app.classify_and_notify(dry_run=self.dry_run, stop=self.stop_event)
-            except ModelError as exc:
-                if self.app.model_loaded:  # a newly promoted model is broken: keep watching mail
-                    log.error("the promoted model cannot be used: %s; classification waits for a usable one", exc)
-                    return
-                # The card vouched for the file, yet it does not load or run: retrying will not
-                # help, and a daemon that can classify nothing should not look healthy.
-                log.error("the model cannot be used: %s; stopping", exc)
-                self.exit_code = 2
-                self.stop()
-                return
-            except StoreError as exc:
-                # Once per outage at ERROR: this job runs every outbox_interval.
-                if self._db_down_since is None:
-                    self._db_down_since = time.monotonic()
-                    log.error("database unavailable, will retry: %s", exc)
-                else:
-                    log.debug("database still unavailable: %s", exc)
-                return
-            if self._db_down_since is not None:
-                log.info("database available again after %.0f s", time.monotonic() - self._db_down_since)
-                self._db_down_since = None
+                self.pipeline()
+            except Exception:  # noqa: BLE001 - a bug must not end classification for good
+                log.exception("the pipeline pass crashed; retrying in %.0f s", interval)
+            self._pipeline_wanted.wait(interval)
+
+    def pipeline(self) -> None:
+        """One pass: classify what is stored and send what is due."""
+        if not self.stop_event.is_set():
+            self._pipeline_pass()
+
+    def wake_pipeline(self, report: SyncReport | None = None) -> None:
+        """Have the pipeline job run a pass now (after the current one, if it is busy).
+
+        Called by the watchers and the mail-file job when they stored mail; it returns at once
+        and touches no scheduler lock (APScheduler's shutdown holds one while it waits for the
+        running jobs, these included)."""
+        self._pipeline_wanted.set()
+
+    def _pipeline_pass(self) -> bool:
+        """One classify-and-send pass; False when another would not help (database down, model unusable)."""
+        try:
+            self.app.classify_and_notify(dry_run=self.dry_run, stop=self.stop_event)
+        except ModelError as exc:
+            if self.app.model_loaded:  # a newly promoted model is broken: keep watching mail
+                log.error("the promoted model cannot be used: %s; classification waits for a usable one", exc)
+                return False
+            # The card vouched for the file, yet it does not load or run: retrying will not
+            # help, and a daemon that can classify nothing should not look healthy.
+            log.error("the model cannot be used: %s; stopping", exc)
+            self.exit_code = 2
+            self.stop()
+            return False
+        except StoreError as exc:
+            self._database_down(exc)
+            return False
+        self._database_up()
+        return True
+
+    def _database_down(self, exc: StoreError) -> None:
+        # Once per outage at ERROR: the jobs that meet it run every few seconds.
+        if self._db_down_since is None:
+            self._db_down_since = time.monotonic()
+            log.error("database unavailable, will retry: %s", exc)
+        else:
+            log.debug("database still unavailable: %s", exc)
+
+    def _database_up(self) -> None:
+        if self._db_down_since is not None:
+            log.info("database available again after %.0f s", time.monotonic() - self._db_down_since)
+            self._db_down_since = None
 
     def sync_mailboxes(self) -> None:
-        from jeeves.sources.mailbox_file import MailboxFileSource
-
-        for box in self.settings.mailboxes:
+        """Sync each mail file under the one error policy; wake the pipeline when mail was stored."""
+        for source in self.app.mailbox_sources():
             if self.stop_event.is_set():
                 return
-            source = MailboxFileSource(box.path, self.app.store, notify=box.notify)
             try:
-                report = source.sync()
-            except JeevesError as exc:
-                log.error("mail file %s: %s", box.path, exc)
-                continue
+                report = guarded_sync(source)
+            except StoreError as exc:
+                self._database_down(exc)
+                return  # the next run of this job retries; positions only move with stored mail
+            finally:
+                source.close()
             if report.stored:
-                self.pipeline()
+                self.wake_pipeline(report)
 
     def watch_account(self, name: str) -> None:
         """Run one account's IDLE/poll loop until stop, restarting it when it dies.
@@ -156,8 +195,6 @@ class Daemon:
 
     def _watch_under_lease(self, account) -> bool:
         """Watch ``account`` while holding its lease; True when the lease was lost meanwhile."""
-        from jeeves.sources.imap import IMAPSource
-
         name = account.name
         with self.app.store.account_lease(name) as lease:
             if not lease:
@@ -167,9 +204,9 @@ class Daemon:
             watching = threading.Event()  # set: stop watching (daemon stopping, or the lease is gone)
             guard = threading.Thread(target=self._guard_lease, args=(name, lease, watching), name=f"lease:{name}", daemon=True)
             guard.start()
-            source = IMAPSource(account, self.app.store)
+            source = self.app.imap_source(account)
             try:
-                source.watch(watching, lambda report: self.pipeline() if report.stored else None)
+                source.watch(watching, self.wake_pipeline)  # stores only; the pipeline job does the rest
             except JeevesError as exc:
                 log.error("account %s stopped: %s; restarting in %.0f s", name, exc, WATCHER_RESTART_SECONDS)
             finally:
@@ -209,9 +246,8 @@ class Daemon:
 
     def schedule(self) -> None:
         now = datetime.now(timezone.utc)
-        interval = self.settings.daemon.outbox_interval
-        self.scheduler.add_job(self.pipeline, "interval", seconds=interval, id="pipeline", next_run_time=now,
-                               misfire_grace_time=max(1, int(interval)))
+        # One run for the daemon's life, like the watchers: it waits for work itself.
+        self.scheduler.add_job(self.run_pipeline, "date", run_date=now, id="pipeline", misfire_grace_time=None)
         if self.settings.mailboxes:
             every = self.settings.daemon.mailbox_interval
             self.scheduler.add_job(self.sync_mailboxes, "interval", seconds=every, id="mailboxes", next_run_time=now,
@@ -281,9 +317,11 @@ class Daemon:
         if not self.stop_event.is_set():
             _announce("stopping: finishing current work")
         self.stop_event.set()
+        self._pipeline_wanted.set()
 
     def shutdown(self) -> None:
         self.stop_event.set()
+        self._pipeline_wanted.set()
         started = time.monotonic()
         self.scheduler.shutdown(wait=True)
         self.app.close()

@@ -11,23 +11,25 @@ import logging
 import os
 import threading
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jeeves.config import Settings
 from jeeves.clock import utc_now
-from jeeves.errors import DatabaseUnreachable, JeevesError, ModelError, NotFound, SourceError, StoreError
+from jeeves.config import AccountSettings, Settings
+from jeeves.errors import DatabaseUnreachable, JeevesError, ModelError, NotFound, SourceError
 from jeeves.notify.outbox import default_worker_id
 from jeeves.parsing import EmailDocument, parse_email
-from jeeves.sources import SyncReport
+from jeeves.sources import SyncReport, guarded_sync
 from jeeves.sources.mailbox_file import MailboxFileSource
 from jeeves.storage import Store
 
 if TYPE_CHECKING:
     from jeeves.model.classify import ClassifyReport
     from jeeves.model.serving import ServingModel
+    from jeeves.sources.imap import IMAPSource
 
 log = logging.getLogger(__name__)
 
@@ -160,33 +162,27 @@ class Jeeves:
 
     # --- the pass ------------------------------------------------------------------------
 
+    def mailbox_sources(self) -> list[MailboxFileSource]:
+        """A source per configured mail file (mbox or maildir)."""
+        return [MailboxFileSource(box.path, self.store, notify=box.notify) for box in self.settings.mailboxes]
+
+    def imap_source(self, account: AccountSettings) -> "IMAPSource":
+        """The source of one configured IMAP account (close it when done)."""
+        from jeeves.sources.imap import IMAPSource
+
+        return IMAPSource(account, self.store)
+
     def ingest(self) -> list[SyncReport]:
-        """Sync every configured source; one failing source never stops the others."""
+        """Sync every configured source once under the one error policy (``jeeves.sources``):
+        a failing source is reported and the others go on; a ``StoreError`` propagates."""
         reports: list[SyncReport] = []
-        for box in self.settings.mailboxes:
-            source = MailboxFileSource(box.path, self.store, notify=box.notify)
-            reports.append(self._guarded_sync(source.name, source.sync))
+        for source in self.mailbox_sources():
+            with closing(source):
+                reports.append(guarded_sync(source))
         for account in self.settings.accounts:
-            from jeeves.sources.imap import IMAPSource
-
-            source = IMAPSource(account, self.store)
-            try:
-                reports.append(self._guarded_sync(account.name, source.sync))
-            finally:
-                source.close()
+            with closing(self.imap_source(account)) as source:
+                reports.append(guarded_sync(source))
         return reports
-
-    def _guarded_sync(self, name: str, sync) -> SyncReport:
-        try:
-            report = sync()
-        except StoreError:
-            raise
-        except JeevesError as exc:
-            log.error("sync of %s failed: %s", name, exc)
-            return SyncReport(name, errors=[str(exc)])
-        if report.stored:
-            log.info("synced %s: %d fetched, %d new", name, report.fetched, report.stored)
-        return report
 
     def classify(self) -> "ClassifyReport":
         from jeeves.model.classify import classify_pending  # numpy: only commands that score pay for it
@@ -267,7 +263,8 @@ class Jeeves:
 
     def import_path(self, path: str | os.PathLike[str], *, notify: bool = False, progress: bool = False) -> SyncReport:
         """Store an archive (mbox or maildir). Imported mail is not texted unless ``notify``."""
-        return MailboxFileSource(path, self.store, notify=notify).sync(progress=progress)
+        with closing(MailboxFileSource(path, self.store, notify=notify)) as source:
+            return source.sync(progress=progress)
 
     def classify_file(self, path: str | os.PathLike[str]):
         """Score one .eml file without storing it: (ParsedEmail, score, decision)."""

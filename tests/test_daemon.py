@@ -184,3 +184,45 @@ def test_an_unreachable_account_is_retried_without_scheduler_noise(tmp_path, mon
     messages = [r.getMessage() for r in caplog.records]
     assert not [m for m in messages if "maximum number of running instances" in m]
     assert any("jeeves running: watching account gone" in m for m in messages)
+
+
+@pytest.mark.dovecot
+def test_idle_keeps_receiving_while_a_send_is_slow(tmp_path, dovecot, twilio_server, corpus_raw_messages):
+    """Issue 14: the IMAP watcher only stores mail and wakes the pipeline job; it never classifies
+    or sends. With Twilio taking SLOW_SEND seconds to answer one alert, mail appended meanwhile is
+    fetched and stored before that send completes, and is texted after it, once."""
+    import threading
+
+    import jeeves.daemon as daemon_module
+    from jeeves.config import load_settings
+
+    slow_send = 12.0
+    model = load_model()
+    pool = corpus_raw_messages[:120]
+    decisions = model.decide(model.score([EmailDocument.from_parsed(parse_email(r)) for r in pool]))
+    first, second = [raw for raw, positive in zip(pool, decisions) if positive][:2]
+    db_url = f"sqlite:///{tmp_path / 'j.db'}"
+    config = _config(tmp_path, db_url=db_url, dovecot=dovecot, twilio=twilio_server, users=["alice"])
+    config.write_text(config.read_text().replace("timeout = 5.0", f"timeout = {slow_send * 3}"))
+    daemon = daemon_module.Daemon(load_settings(config, environ={}))
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    store = Store(db_url)
+    try:
+        _wait_for(lambda: daemon.app.model_loaded and [f for _, f in store.folders() if f.uidvalidity is not None], 120,
+                  "the daemon to load the model and sync the account")
+        twilio_server.fail_next(delay=slow_send, succeed_after_delay=True)  # accepted now, answered late
+        dovecot.append("alice", "INBOX", first)
+        _wait_for(lambda: len(twilio_server.messages) == 1, 60, "the first alert's send to start", interval=0.1)
+        dovecot.append("alice", "INBOX", second)
+        # IDLE reports it within about a second; the send still has most of SLOW_SEND to go.
+        _wait_for(lambda: store.counts().messages == 2, slow_send - 4, "the second message to be stored during the send",
+                  interval=0.1)
+        assert "sent" not in store.counts().outbox, "the slow send had already completed"
+        _wait_for(lambda: store.counts().outbox.get("sent") == 2, 60, "both alerts to be sent")
+        time.sleep(1)  # a duplicate, if any, would arrive now
+        assert len(twilio_server.sms_to(TEST_TO)) == 2
+    finally:
+        daemon.stop()
+        runner.join(60)
+        store.close()

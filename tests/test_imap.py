@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from jeeves.errors import AuthenticationError, SourceError
-from jeeves.sources.imap import IMAPSource, sync_accounts
+from jeeves.sources.imap import IMAPSource
 from jeeves.storage import Store
 from jeeves.storage.schema import Account, Label, MessageLocation, StoredMessage
+from tests.store_faults import fail_store_batch_on_call
 
 
 def _msg(n: int, *, msgid: bool = True, body: str = "Let's meet tomorrow, where?") -> bytes:
@@ -220,8 +221,13 @@ def test_wrong_password_is_recorded_and_good_account_keeps_working(dovecot, tmp_
     good = dovecot.account("bob")
     with pytest.raises(AuthenticationError, match="refused the login for 'alice'.*check the password"):
         IMAPSource(bad, store).sync()
-    report = sync_accounts([bad, good], store)
-    assert report.stored == 1 and len(report.errors) == 1
+    # The one ingestion path (``jeeves run --once`` and the daemon): a failing account is
+    # reported and recorded, the others go on.
+    from jeeves.config import Settings
+    from jeeves.service import Jeeves
+
+    reports = Jeeves(Settings(data_dir=tmp_path, accounts=[bad, good]), store=store).ingest()
+    assert sum(r.stored for r in reports) == 1 and len([e for r in reports for e in r.errors]) == 1
     with store.session() as s:
         errors = dict(s.execute(select(Account.name, Account.last_error)).all())
     assert "refused the login" in errors["alice"] and "wrong" not in errors["alice"]
@@ -320,26 +326,20 @@ def test_backlog_stored_behind_the_fetch_stops_at_a_database_error_with_a_safe_p
     """A long backlog is stored in a writer thread while the next group is fetched; when storing
     fails, fetching stops, the folder position covers only what was stored, and the next sync
     stores the rest exactly once."""
-    import jeeves.sources.imap as imap
+    import jeeves.sources.backlog as backlog
     from jeeves.errors import StoreError
 
-    monkeypatch.setattr(imap, "PARALLEL_PARSE_MIN", 10)
+    monkeypatch.setattr(backlog, "PARALLEL_PARSE_MIN", 10)
     raws = corpus_raw_messages[200:280]
     dovecot.append_many("alice", "INBOX", raws)
     store = Store(f"sqlite:///{tmp_path / 'j.db'}")
-    real, calls = store.store_batch, []
-
-    def failing_third(messages, **kwargs):
-        calls.append(len(messages))
-        if len(calls) == 3:
-            raise StoreError("database error (test): disk I/O error")
-        return real(messages, **kwargs)
+    real = store.store_batch
 
     with dovecot.client("alice") as client:
         client.select_folder("INBOX", readonly=True)
         server_uids = sorted(client.search(["ALL"]))
     assert len(server_uids) == 80
-    monkeypatch.setattr(store, "store_batch", failing_third)
+    calls = fail_store_batch_on_call(store, monkeypatch, 3)
     with IMAPSource(dovecot.account("alice", fetch_batch=16), store, parse_workers=0) as source:
         with pytest.raises(StoreError):
             source._sync_once()
@@ -358,15 +358,15 @@ def test_backlog_stored_behind_the_fetch_stops_at_a_database_error_with_a_safe_p
 
 
 def test_large_backlog_is_parsed_in_worker_processes(dovecot, tmp_path, monkeypatch, corpus_raw_messages):
-    import jeeves.sources.imap as imap
+    import jeeves.sources.backlog as backlog
 
-    monkeypatch.setattr(imap, "PARALLEL_PARSE_MIN", 10)
+    monkeypatch.setattr(backlog, "PARALLEL_PARSE_MIN", 10)
     raws = corpus_raw_messages[100:180]
     dovecot.append_many("alice", "INBOX", raws)
     store = Store(f"sqlite:///{tmp_path / 'j.db'}")
     with IMAPSource(dovecot.account("alice", fetch_batch=16), store, parse_workers=2) as source:
         report = source.sync()
-        assert source._pool is None  # workers stopped after the backlog
+        assert source.parser.pool is None  # workers stopped after the backlog
     assert report.fetched == 80 and report.errors == []
     assert report.stored == len({r.replace(b"\r\n", b"\n").rstrip(b"\n") for r in raws})
     from jeeves.parsing import parse_email

@@ -48,7 +48,7 @@ def test_gmail_msgid_and_labels(dovecot, tmp_path):
     real_connect = source.connect
 
     def connect():
-        fresh = source._client is None
+        fresh = source.session.client is None
         client = real_connect()
         if fresh:
             _gmailify(client)

@@ -164,9 +164,9 @@ def test_idle_uses_first_folder_that_exists(dovecot, tmp_path):
 def test_idle_is_renewed_and_a_silent_dead_link_is_noticed(dovecot, tmp_path, monkeypatch):
     """IDLE ends and the folders resync at the renewal deadline; a link killed during IDLE
     (which idle_check reports as silence) is reconnected and new mail still arrives."""
-    import jeeves.sources.imap as imap
+    import jeeves.sources.imap.watch as imap_watch
 
-    monkeypatch.setattr(imap, "IDLE_RENEW_SECONDS", 0.5)
+    monkeypatch.setattr(imap_watch, "IDLE_RENEW_SECONDS", 0.5)
     store = Store(f"sqlite:///{tmp_path / 'j.db'}")
     source = IMAPSource(dovecot.account("alice", first_sync="new", poll_interval=600), store)
     syncs = {"n": 0}
