@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import lzma
 import sys
 import types
 from pathlib import Path
@@ -71,9 +72,10 @@ def main(argv=None) -> int:
         del sys.modules[old]  # from here on, only the new paths exist
 
     tmp = model_path.with_name(f".{model_path.name}.repickle")
-    joblib.dump(old_pipeline, tmp, compress=("xz", 3))  # as jeeves.model.training saves models
-    pickled = tmp.read_bytes()
-    if b"jeeves.features" in _decompressed(tmp) or b"jeeves.nlp\n" in _decompressed(tmp):
+    joblib.dump(old_pipeline, tmp, compress=("xz", 3))  # as jeeves.model.registry.save_model does
+    with lzma.open(tmp) as stream:
+        pickled = stream.read()
+    if any(old.encode() in pickled for old in MOVED):
         raise SystemExit("the re-pickled file still names an old module path")
     tmp.replace(model_path)
     old_sha, card["sha256"] = card["sha256"], file_sha256(model_path)
@@ -85,16 +87,10 @@ def main(argv=None) -> int:
     served = load_model(models_dir=models_dir)
     after = served.score(documents)
     identical = np.array_equal(before, after) and before.tobytes() == after.tobytes()
-    print(f"{version}: {len(pickled):,} bytes, sha256 {old_sha[:12]}… -> {card['sha256'][:12]}…")
+    print(f"{version}: {model_path.stat().st_size:,} bytes, sha256 {old_sha[:12]}… -> {card['sha256'][:12]}…")
     print(f"scores on {len(documents)} corpus messages: bit-identical={identical} "
           f"(max |diff| {float(np.max(np.abs(before - after))):.3g})")
     return 0 if identical else 1
-
-
-def _decompressed(path: Path) -> bytes:
-    import lzma
-
-    return lzma.open(path).read()
 
 
 if __name__ == "__main__":
