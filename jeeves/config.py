@@ -2,12 +2,12 @@
 
 Sources, lowest priority first: built-in defaults, the TOML file (``--config PATH`` or
 ``JEEVES_CONFIG``), then environment variables (``JEEVES_SECTION__KEY``, e.g.
-``JEEVES_DATABASE__URL``). Both are pydantic-settings sources (its ``TomlConfigSettingsSource``
-and ``EnvSettingsSource``); ``load_settings`` may hand them an environment mapping of its own,
-and the process environment is then neither read nor changed. Secrets may live in the file or
-the environment; they are held as ``SecretStr`` so they never appear in a repr or a log line.
-This is the only module that reads the environment, so the rest of the code is testable with
-plain objects.
+``JEEVES_DATABASE__URL``). Both are pydantic-settings sources (``jeeves.config_sources``);
+``load_settings`` may hand them an environment mapping of its own, and the process environment
+is then neither read nor changed. Secrets may live in the file or the environment; they are
+held as ``SecretStr`` so they never appear in a repr or a log line. This module and its
+sources are the only code that reads the environment, so the rest is testable with plain
+objects.
 """
 
 from __future__ import annotations
@@ -15,24 +15,17 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import tomllib
-from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Literal, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from jeeves import resources
+from jeeves.config_sources import loading, resolve_secrets, sources_for
+from jeeves.config_sources import oauth_token  # noqa: F401 - jeeves.sources.imap imports it from here
 from jeeves.errors import ConfigError
 
 #: The shipped (read-only) models and data, inside the installed package; see jeeves/resources.py.
@@ -308,16 +301,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Highest priority first: the environment, values passed to Settings(...) directly
-        # (tests, benches), the config file ``load_settings`` is reading, the defaults.
-        loading = _LOADING.get()
-        if loading is None:
-            return (env_settings, init_settings)
-        if loading.environ is not None:
-            env_settings = _MappingEnvSource(settings_cls, loading.environ)
-        if loading.config_file is None:
-            return (env_settings, init_settings)
-        return (env_settings, init_settings, _ConfigFileSource(settings_cls, toml_file=loading.config_file))
+        # Environment over Settings(...) arguments over the config file over defaults.
+        return sources_for(settings_cls, env_settings, init_settings)
 
     @property
     def database_url(self) -> str:
@@ -369,121 +354,13 @@ def load_settings(path: str | os.PathLike[str] | None = None, environ: Mapping[s
     if config_path is not None and not config_path.is_file():
         what = "configuration file not found" if not config_path.exists() else "configuration path is not a file"
         raise ConfigError(f"{what}: {config_path}")
-    token = _LOADING.set(_Loading(config_path, environ))
     try:
-        settings = Settings()
+        with loading(config_path, environ):
+            settings = Settings()
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, str(config_path) if config_path else "the environment")) from None
-    finally:
-        _LOADING.reset(token)
     if config_path is not None:
         settings._config_file = config_path.absolute()
         settings._config_from_env = from_env
-    _resolve_secrets(settings, env)
+    resolve_secrets(settings, env)
     return settings
-
-
-@dataclass(frozen=True)
-class _Loading:
-    """What ``load_settings`` is reading: the config file (if any) and the environment to use
-    (None: the process environment)."""
-
-    config_file: Path | None
-    environ: Mapping[str, str] | None
-
-
-#: Set by ``load_settings`` while it builds a ``Settings``, for ``settings_customise_sources``
-#: (a context variable: each thread and task sees only its own load).
-_LOADING: ContextVar[_Loading | None] = ContextVar("jeeves_settings_loading", default=None)
-
-
-class _ConfigFileSource(TomlConfigSettingsSource):
-    """The TOML file, read by pydantic-settings, with two additions: a file that cannot be read
-    or parsed is a ``ConfigError``, and relative paths in it are relative to the file."""
-
-    def _read_file(self, file_path: Path) -> dict[str, Any]:
-        try:
-            data = super()._read_file(file_path)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{file_path} is not valid TOML: {exc}") from None
-        except OSError as exc:
-            raise ConfigError(f"cannot read configuration file {file_path}: {exc.strerror or exc}") from None
-        _resolve_relative_paths(data, Path(file_path).parent)
-        return data
-
-
-class _MappingEnvSource(EnvSettingsSource):
-    """The ``JEEVES_*`` variables of a given mapping instead of the process environment."""
-
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        self._environ = dict(environ)
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return {(name if self.case_sensitive else name.lower()): value for name, value in self._environ.items()}
-
-
-def _resolve_relative_paths(data: dict[str, Any], base: Path) -> None:
-    """Paths in a config file are relative to the file, as a user reading it would expect."""
-
-    def fix(value: Any) -> Any:
-        if isinstance(value, str) and value and not value.startswith(("/", "~")) and "://" not in value:
-            return str(base / value)
-        return value
-
-    for box in data.get("mailboxes", []) or []:
-        if isinstance(box, dict) and "path" in box:
-            box["path"] = fix(box["path"])
-    for section, key in (("model", "dir"), ("model", "path")):
-        sec = data.get(section)
-        if isinstance(sec, dict) and sec.get(key):
-            sec[key] = fix(sec[key])
-    if isinstance(data.get("data_dir"), str):
-        data["data_dir"] = fix(data["data_dir"])
-    for account in data.get("accounts", []) or []:
-        if isinstance(account, dict) and account.get("ca_file"):
-            account["ca_file"] = fix(account["ca_file"])
-
-
-def _resolve_secrets(settings: Settings, env: Mapping[str, str]) -> None:
-    for account in settings.accounts:
-        if account.password is None and env.get(account.password_variable):
-            account.password = SecretStr(env[account.password_variable])
-        if account.auth == "password" and account.password is None:
-            raise ConfigError(
-                f"accounts.{account.name}.password is not set: put it in the config file or in ${account.password_variable}"
-            )
-        if account.auth != "password" and not (account.oauth_token_command or (account.oauth_token_env and env.get(account.oauth_token_env))):
-            raise ConfigError(
-                f"accounts.{account.name}: auth = {account.auth!r} needs oauth_token_command or oauth_token_env naming a set variable"
-            )
-    twilio = settings.twilio
-    if not twilio.account_sid and env.get("TWILIO_ACCOUNT_SID"):
-        twilio.account_sid = env["TWILIO_ACCOUNT_SID"]
-    if twilio.auth_token is None and env.get("TWILIO_AUTH_TOKEN"):
-        twilio.auth_token = SecretStr(env["TWILIO_AUTH_TOKEN"])
-    if settings.notify.channel == "twilio" and not twilio.configured:
-        raise ConfigError("notify.channel = 'twilio' needs twilio.account_sid, twilio.auth_token and twilio.from_number")
-    if settings.notify.channel != "console" and twilio.configured and not settings.notify.to:
-        raise ConfigError("notify.to (the phone number that receives alerts) is not set")
-
-
-def oauth_token(account: AccountSettings, environ: Mapping[str, str] | None = None) -> str:
-    """A fresh OAuth2 access token for ``account``: from its command (run every time) or env var."""
-    import shlex
-    import subprocess
-
-    env = os.environ if environ is None else environ
-    if account.oauth_token_command:
-        try:
-            result = subprocess.run(
-                shlex.split(account.oauth_token_command), capture_output=True, text=True, timeout=60, check=True
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise ConfigError(f"accounts.{account.name}.oauth_token_command failed: {exc}") from None
-        token = result.stdout.strip()
-    else:
-        token = env.get(account.oauth_token_env or "", "").strip()
-    if not token:
-        raise ConfigError(f"accounts.{account.name}: the OAuth2 token source gave an empty token")
-    return token
