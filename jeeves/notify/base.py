@@ -12,16 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-# Re-exported for modules that still import them from here; they are defined in jeeves.errors.
-from jeeves.errors import (  # noqa: F401
-    AmbiguousSendError,
-    PermanentSendError,
-    ReconcileUnavailable,
-    SendError,
-    TransientSendError,
-)
-
-
 @dataclass(frozen=True)
 class SendResult:
     """What the provider said about an accepted message (Twilio: the SM… SID and its status)."""

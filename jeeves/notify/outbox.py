@@ -38,15 +38,16 @@ from typing import Callable
 
 from jeeves.clock import Clock, utc_now
 from jeeves.config import Settings
-from jeeves.errors import ConfigError, NotifyError, StoreError
-from jeeves.notify.base import (
+from jeeves.errors import (
     AmbiguousSendError,
-    Notifier,
+    ConfigError,
+    NotifyError,
     PermanentSendError,
     ReconcileUnavailable,
-    SendResult,
+    StoreError,
     TransientSendError,
 )
+from jeeves.notify.base import Notifier, SendResult
 from jeeves.notify.message import compose
 from jeeves.notify.policy import Candidate, History, Policy, decide
 from jeeves.storage import OutboxProblem, OutboxStatus, Store
