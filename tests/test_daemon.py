@@ -209,7 +209,7 @@ def test_idle_keeps_receiving_while_a_send_is_slow(tmp_path, dovecot, twilio_ser
     runner.start()
     store = Store(db_url)
     try:
-        _wait_for(lambda: daemon.app.model_loaded and [f for _, f in store.folders() if f.uidvalidity is not None], 120,
+        _wait_for(lambda: daemon.app.model_loaded and [f for f in store.folders() if f.uidvalidity is not None], 120,
                   "the daemon to load the model and sync the account")
         twilio_server.fail_next(delay=slow_send, succeed_after_delay=True)  # accepted now, answered late
         dovecot.append("alice", "INBOX", first)
