@@ -13,9 +13,10 @@ which applies the one error policy:
   source. The source has recorded it for ``jeeves status``; it is logged and returned in
   ``SyncReport.errors`` (and ``failure``), and the other sources go on.
 - **A database failure** (``StoreError``, outage or full disk) belongs to everyone: it is
-  raised. ``run --once`` fails the pass (the next run retries it); the daemon's jobs log it once
-  per outage and retry on their own schedule. Nothing is lost either way: a sync position only
-  moves in the transaction that stores the messages it covers.
+  raised. ``run --once`` fails the pass (the next run retries it); in the daemon the mail-file
+  job logs it once per outage and retries on its interval, and an IMAP watcher backs off for at
+  most ``imap.watch.STORE_BACKOFF_SECONDS`` (the server side is fine). Nothing is lost either
+  way: a sync position only moves in the transaction that stores the messages it covers.
 - **A bad message** (unreadable mbox entry, a body expunged mid-fetch, broken MIME) is skipped
   with a warning or stored as well as it parses; it never fails the sync.
 """
