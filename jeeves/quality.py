@@ -17,7 +17,7 @@ from jeeves.storage import Store
 from jeeves.storage.schema import Label, OutboxEntry
 
 #: Label sources that are the user's judgement (not the shipped corpus).
-USER_SOURCES = ("cli", "review", "imap-folder", "imap-keyword", "gmail-label")
+USER_SOURCES = ("cli", "review", "web", "imap-folder", "imap-keyword", "gmail-label")
 
 
 @dataclass(frozen=True)
