@@ -46,7 +46,7 @@ def texts_per_day_svg(days: Sequence[DayAlerts]) -> Markup:
         parts.append(f'<text x="0" y="{HEIGHT - 4}" font-size="11" fill="#555">{days[0].day.isoformat()}</text>')
         parts.append(f'<text x="{WIDTH}" y="{HEIGHT - 4}" font-size="11" fill="#555" text-anchor="end">'
                      f"{days[-1].day.isoformat()}</text>")
-    parts.append(f'<text x="{WIDTH}" y="11" font-size="11" fill="#555" text-anchor="end">max {peak} / day</text>')
+    parts.append(f'<text x="2" y="11" font-size="11" fill="#555">max {peak} / day</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
 
