@@ -148,7 +148,7 @@ def test_installed_web_page_serves_its_templates_behind_the_printed_token(instal
                            env=clean, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = None
-        for line in web.stdout:  # the address is printed once the model is loaded
+        for line in web.stdout:
             if "?token=" in line:
                 url = line.strip()
                 break

@@ -6,6 +6,7 @@ address is the real one; tests use the same class to serve on a free loopback po
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -16,6 +17,8 @@ from jeeves.errors import JeevesError
 from jeeves.service import Jeeves
 from jeeves.web.access import new_token
 from jeeves.web.pages import create_app
+
+log = logging.getLogger(__name__)
 
 #: Seconds ``start`` waits for the server thread to accept connections.
 START_TIMEOUT = 30.0
@@ -72,11 +75,16 @@ class WebServer:
 
 
 def serve(jeeves: Jeeves, *, host: str = "127.0.0.1", port: int = 8765, show=print) -> None:
-    """``jeeves web``: load the model (so the first page is quick), print the address, serve."""
+    """``jeeves web``: print the address, load the model in the background (the reasons shown
+    with each alert need it; the rest of the page does not), and serve until interrupted."""
     server = WebServer(jeeves, host=host, port=port)
-    try:
-        jeeves.model  # noqa: B018 - loaded now, not on the first request; fails here with the remedy
-    except JeevesError as exc:
-        show(f"jeeves web: the model cannot be loaded, so the page shows no reasons: {exc}")
     show(f"Jeeves review page (open it in your browser; the token is your password):\n    {server.url}")
+    threading.Thread(target=_load_model, args=(jeeves,), name="jeeves-web-model", daemon=True).start()
     server.run()
+
+
+def _load_model(jeeves: Jeeves) -> None:
+    try:
+        jeeves.model  # noqa: B018 - loaded now rather than on the first page that explains an alert
+    except JeevesError as exc:
+        log.warning("web: the model cannot be loaded, so alerts are shown without their reasons: %s", exc)
