@@ -15,7 +15,7 @@ import uvicorn
 
 from jeeves.errors import JeevesError
 from jeeves.service import Jeeves
-from jeeves.web.access import new_token
+from jeeves.web.access import LOOPBACK_NAMES, new_token
 from jeeves.web.pages import create_app
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,9 @@ def serve(jeeves: Jeeves, *, host: str = "127.0.0.1", port: int = 8765, show=pri
     """``jeeves web``: print the address, load the model in the background (the reasons shown
     with each alert need it; the rest of the page does not), and serve until interrupted."""
     server = WebServer(jeeves, host=host, port=port)
+    if host not in LOOPBACK_NAMES:
+        log.warning("web: listening on %s over plain HTTP: anyone who can watch the network can read the token; "
+                    "prefer the default 127.0.0.1 and an SSH tunnel", host)
     show(f"Jeeves review page (open it in your browser; the token is your password):\n    {server.url}")
     threading.Thread(target=_load_model, args=(jeeves,), name="jeeves-web-model", daemon=True).start()
     server.run()
