@@ -74,6 +74,9 @@ class Jeeves:
         self._model: ServingModel | None = None
         self._model_stamp: tuple | None = None
         self._lock = threading.RLock()
+        # Loading a model takes seconds: it has its own lock, so the store stays usable meanwhile
+        # (the web page lists and labels while the model loads in the background).
+        self._model_lock = threading.RLock()
         self._senders: dict[bool, Any] = {}
         self.worker_id = settings.daemon.worker_id or f"{socket.gethostname()}:{os.getpid()}"
 
@@ -114,7 +117,7 @@ class Jeeves:
 
         Until a model is promoted into the default models directory, the shipped one serves.
         """
-        with self._lock:
+        with self._model_lock:
             stamp = self._model_stamp_now()
             if self._model is None or stamp != self._model_stamp:
                 from jeeves.training import load_model
