@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("health", help="exit 0 when the database and model are usable, 1 otherwise")
 
+    p = sub.add_parser("web", help="a local page to review alerts and label them (prints its address with a token)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0 picks a free one)")
+
     sub.add_parser("demo", help="one pass over the shipped sample mailbox (its own database, console alerts), "
                                 "then which alerts were the planted requests")
     return parser
@@ -288,6 +292,13 @@ def cmd_health(settings, args) -> int:
     return 0
 
 
+def cmd_web(settings, args) -> int:
+    from jeeves.web import serve
+
+    serve(_app(settings), host=args.host, port=args.port, show=lambda line: print(line, flush=True))
+    return 0
+
+
 def cmd_demo(settings, args) -> int:
     from jeeves.demo import run_demo
 
@@ -311,5 +322,6 @@ COMMANDS = {
     "models": cmd_models,
     "retrain": cmd_retrain,
     "health": cmd_health,
+    "web": cmd_web,
     "demo": cmd_demo,
 }

@@ -15,7 +15,7 @@ from jeeves.clock import utc_now
 from jeeves.storage import Store
 
 #: Label sources that are the user's judgement (not the shipped corpus).
-USER_SOURCES = ("cli", "review", "imap-folder", "imap-keyword", "gmail-label")
+USER_SOURCES = ("cli", "review", "web", "imap-folder", "imap-keyword", "gmail-label")
 
 
 @dataclass(frozen=True)

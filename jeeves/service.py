@@ -13,7 +13,7 @@ import threading
 import time
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,21 @@ log = logging.getLogger(__name__)
 #: Messages classified per step of a pass, each step's alerts sent before the next (about a
 #: tenth of a second of scoring, so even a short-lived process commits progress).
 CLASSIFY_STEP = 64
+
+
+@dataclass
+class DayAlerts:
+    """One local day of texts: how many were sent, judged by the user, and marked wrong."""
+
+    day: date
+    sent: int = 0
+    judged: int = 0
+    wrong: int = 0
+
+    @property
+    def share_wrong(self) -> float | None:
+        """The share of the day's texts the user marked wrong (None on a day without texts)."""
+        return self.wrong / self.sent if self.sent else None
 
 
 @dataclass
@@ -62,6 +77,9 @@ class Jeeves:
         self._model: ServingModel | None = None
         self._model_stamp: tuple | None = None
         self._lock = threading.RLock()
+        # Loading a model takes seconds: it has its own lock, so the store stays usable meanwhile
+        # (the web page lists and labels while the model loads in the background).
+        self._model_lock = threading.RLock()
         self._senders: dict[bool, Any] = {}
         self.worker_id = settings.daemon.worker_id or default_worker_id()
 
@@ -102,7 +120,7 @@ class Jeeves:
 
         Until a model is promoted into the default models directory, the shipped one serves.
         """
-        with self._lock:
+        with self._model_lock:
             stamp = self._model_stamp_now()
             if self._model is None or stamp != self._model_stamp:
                 from jeeves.model.serving import load_model
@@ -294,6 +312,69 @@ class Jeeves:
         self.store.add_label(message.id, value, source)
         return message.id
 
+    # --- review: what the web page (``jeeves web``) shows ---------------------------------
+
+    def model_summary(self) -> dict:
+        """The serving model's version, thresholds at the configured trade-off and its offline
+        precision estimate, from its card (nothing unpickled); ``{"error": ...}`` when unusable."""
+        from jeeves.quality import offline_precision
+
+        try:
+            card = self.model_card()
+        except ModelError as exc:
+            return {"error": str(exc)}
+        trade_off = self.settings.notify.trade_off
+        point = (card.get("operating_points") or {}).get(trade_off)
+        return {"version": card["version"],
+                "threshold": float(point["text_threshold"] if point else card["threshold"]),
+                "digest_threshold": float(point["digest_threshold"]) if point else None,
+                "trade_off": trade_off if point else None,
+                "offline_precision": offline_precision(card, trade_off)}
+
+    def live_quality(self, *, days: int = 30):
+        """The share of the last ``days``' alerts the user confirmed (``jeeves.quality``)."""
+        from jeeves.quality import live_quality
+
+        return live_quality(self.store, days=days)
+
+    def recent_alerts(self, limit: int = 30):
+        """The newest alerts with their outbox state, score and the user's verdict, newest first."""
+        from jeeves.quality import USER_SOURCES
+        from jeeves.storage.alerts import recent_alerts
+
+        return recent_alerts(self.store, USER_SOURCES, limit=limit)
+
+    def alerts_per_day(self, *, days: int = 30, now: datetime | None = None) -> list["DayAlerts"]:
+        """Texts sent on each of the last ``days`` local days (``notify.timezone``), oldest first,
+        with how many of them the user judged and marked wrong; days without texts included."""
+        from zoneinfo import ZoneInfo
+
+        from jeeves.quality import USER_SOURCES
+        from jeeves.storage.alerts import sent_alert_verdicts
+
+        zone = ZoneInfo(self.settings.notify.timezone)
+        today = (now or datetime.now(timezone.utc)).astimezone(zone).date()
+        first = today - timedelta(days=days - 1)
+        since = datetime.combine(first, datetime.min.time(), zone)
+        per_day = {first + timedelta(days=i): DayAlerts(first + timedelta(days=i)) for i in range(days)}
+        for sent_at, verdict in sent_alert_verdicts(self.store, USER_SOURCES, since=since):
+            day = per_day.get(sent_at.astimezone(zone).date())
+            if day is not None:
+                day.sent += 1
+                day.judged += verdict is not None
+                day.wrong += verdict == 0
+        return list(per_day.values())
+
+    def unsure_queue(self, limit: int = 20):
+        """Unlabelled messages the model is least sure about, as ``jeeves label --review`` asks:
+        [(StoredMessage, score, threshold)]."""
+        return self.store.least_certain_unlabelled(limit)
+
+    def explain(self, ref: str):
+        """Why the serving model scores a stored message (id or Message-ID) or .eml as it does."""
+        _, document = self.document_for(ref)
+        return self.model.explain(document)
+
     def _not_found(self, ref: str) -> str:
         # Name the database searched (never its password) and where that choice came from: the
         # usual cause is a command run without the --config the daemon or demo was started with.
@@ -303,20 +384,10 @@ class Jeeves:
         """Accounts, counts, model version and outbox state, as plain data."""
         store = self.store
         counts = store.counts()
-        from jeeves.quality import live_quality, offline_precision
+        model_info = self.model_summary()
+        live = self.live_quality()
+        from jeeves.notify.outbox import outbox_problems
 
-        try:
-            card = self.model_card()
-            trade_off = self.settings.notify.trade_off
-            point = (card.get("operating_points") or {}).get(trade_off)
-            model_info = {"version": card["version"],
-                          "threshold": float(point["text_threshold"] if point else card["threshold"]),
-                          "digest_threshold": float(point["digest_threshold"]) if point else None,
-                          "trade_off": trade_off if point else None,
-                          "offline_precision": offline_precision(card, trade_off)}
-        except ModelError as exc:
-            model_info = {"error": str(exc)}
-        live = live_quality(store)
         return {
             "database": store.dialect,
             "outbox_problems": [

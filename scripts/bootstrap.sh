@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh Debian machine for Jeeves: system packages, a virtualenv in .venv, the package.
 #   scripts/bootstrap.sh          what running Jeeves needs
-#   scripts/bootstrap.sh --test   plus what the test suite needs (PostgreSQL, Dovecot, mbsync)
+#   scripts/bootstrap.sh --test   plus what the test suite needs (PostgreSQL, Dovecot, mbsync, Chromium + chromedriver)
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ missing=()
 command -v python3 >/dev/null || missing+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 if (( want_test )); then
-  for pkg in postgresql dovecot-imapd isync openssl; do
+  for pkg in postgresql dovecot-imapd isync openssl chromium chromium-driver; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
 fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the whole test suite. Installs what the tests need (PostgreSQL, Dovecot, mbsync from
+# Run the whole test suite. Installs what the tests need (PostgreSQL, Dovecot, mbsync, Chromium from
 # Debian; the Python packages into .venv); the test fixtures start those servers on loopback
 # in a temp dir and stop them afterwards.
 set -euo pipefail

@@ -69,7 +69,8 @@ def test_the_wheel_carries_the_migrations_the_current_model_and_the_data(install
                 "jeeves/_migrations/env.py", "jeeves/_migrations/script.py.mako",
                 "jeeves/_data/sample/sample.mbox", "jeeves/_data/sample/planted.csv",
                 "jeeves/_data/enron-meetings/messages.mbox", "jeeves/_data/enron-meetings/labels.csv",
-                "jeeves/model/nlp_data/corpora/wordnet.zip"}
+                "jeeves/model/nlp_data/corpora/wordnet.zip", "jeeves/web/templates/alerts.html",
+                "jeeves/web/templates/base.html", "jeeves/web/static/keys.js"}
     expected |= {f"jeeves/_migrations/versions/{p.name}" for p in (REPO / "migrations/versions").glob("*.py")}
     assert expected <= names
     package = _package_dir(installed)
@@ -135,6 +136,33 @@ def test_installed_run_once_against_dovecot(installed, dovecot):
     assert "stored 5 new" in run.stderr
     again = _jeeves(installed, "--config", str(config), "run", "--once", env=env)
     assert again.returncode == 0 and "stored 0 new" in again.stderr, again.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_installed_web_page_serves_its_templates_behind_the_printed_token(installed):
+    import requests
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("JEEVES_", "TWILIO_", "PYTHON"))}
+    clean["JEEVES_DATA_DIR"] = str(installed["data"])
+    web = subprocess.Popen([str(installed["venv"] / "bin/jeeves"), "web", "--port", "0"], cwd=installed["cwd"],
+                           env=clean, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = None
+        for line in web.stdout:
+            if "?token=" in line:
+                url = line.strip()
+                break
+        assert url and url.startswith("http://127.0.0.1:"), web.stderr.read()[-3000:] if web.poll() is not None else url
+        base = url.split("/?token=")[0]
+        assert requests.get(base + "/", timeout=60).status_code == 403
+        with requests.Session() as session:
+            page = session.get(url, timeout=60)
+            assert page.status_code == 200 and "Recent alerts" in page.text and "Live precision" in page.text
+            assert session.get(base + "/static/keys.js", timeout=60).status_code == 200
+            assert session.get(base + "/unsure", timeout=60).status_code == 200
+    finally:
+        web.terminate()
+        web.wait(timeout=60)
 
 
 @pytest.mark.slow
