@@ -71,6 +71,7 @@ _NOT_PLACES = frozenset(
 _EVENT_WORDS = frozenset(
     "meeting meetings call calls conference session sessions presentation party review forum summit "
     "seminar training class luncheon dinner lunch breakfast event program programme workshop retreat "
+    "olympics games game festival cookoff concert show fair expo tournament homecoming "
     "agreement contract deal committee board report plan process system project desk group team "
     "policy transaction transactions market markets price prices book "
     # departments: "meet with the people in Gas Trading"
@@ -109,7 +110,7 @@ _ROOM = (
 # Offices: "my office", "your office", "Sally's office", "the Portland office" (the last is a city: not taken).
 _OFFICE = r"(?P<office>(?:my|your|his|her|our)\s+office|(?-i:[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?'s)\s+offices?)"
 
-_PREP = r"(?:at|in|to|@)"
+_PREP = r"(?P<prep>at|in|to|@)"
 _CUE_THEN_PLACE = re.compile(
     r"\b" + _MEET + r"\b(?P<gap>[^.!?]{0,40}?)\s+" + _PREP + r"\s+(?:" + _ROOM + r"|" + _OFFICE + r"|" + _NAME + r")",
     re.IGNORECASE | re.DOTALL,
@@ -136,6 +137,13 @@ _FIELD_JUNK = re.compile(
     r"\b(?:tbd|tba|to\s+be\s+(?:determined|announced|decided)|n/?a|none|unknown|phone|telephone|call[\s-]?in|dial[\s-]?in|"
     r"conference\s+call|teleconference|bridge|webex|video|passcode|pin|your\s+desk|my\s+desk|same|various|see\s+(?:below|above)|"
     r"https?://|www\.)\b",
+    re.IGNORECASE,
+)
+#: Words that make a name a building or a room rather than a town ("in the Enron Building").
+_PLACE_WORDS = re.compile(
+    r"\b(?:room|boardroom|center|centre|building|hall|club|hotel|inn|tower|plaza|lobby|suite|floor|office|offices|"
+    r"auditorium|library|cafeteria|lunchroom|lounge|house|restaurant|cafe|grill|bar|pub|park|arena|stadium|"
+    r"campus|school|university|institute|union|association|church|museum|theater|theatre|gallery)\b",
     re.IGNORECASE,
 )
 _TIME_LIKE = re.compile(r"^\d{1,2}(?::\d{2})?\s*(?:[ap]\.?m\.?)?$|^\d+$", re.IGNORECASE)
@@ -182,7 +190,7 @@ def _clean_name(name: str) -> tuple[str, int] | None:
     # Cut at the first word that starts a time/date/event ("Ninfa's Tuesday", "Brasserie at 7").
     kept: list[str] = []
     for word in words:
-        bare = word.lower().strip(".,;:'’")
+        bare = word.lower().strip(".,;:'’").split(".")[0]  # "Feb.and" (a lost space) is "feb"
         if bare in _NOT_PLACES and kept and bare not in ("of", "on", "de", "la", "and"):
             break
         if _TIME_LIKE.match(bare) and kept:
@@ -283,9 +291,14 @@ def extract_places(text: str) -> list[PlaceMention]:
                 start = m.start("name")
                 span = (start, start + length)
                 kind = _kind_for(place, m.group(0))
-                # Without a meal or a named eatery, a bare capitalised word after "meet in" is
-                # as often a city or a company as a place: keep it, but not for suggestions.
-                conf = 0.85 if kind == RESTAURANT or len(place.split()) > 1 else 0.6
+                # A name after "in" is mostly a city or a region ("meet in Mexico City") unless it
+                # says it is a building; a single word after "at" is as often a company. Both are
+                # kept, but below the confidence suggestions need.
+                named_place = bool(_PLACE_WORDS.search(place))
+                if m.group("prep").lower() == "in":
+                    conf = 0.85 if named_place or kind == RESTAURANT and _EATERY_WORDS & {w.lower() for w in place.split()} else 0.6
+                else:
+                    conf = 0.85 if kind == RESTAURANT or named_place or len(place.split()) > 1 else 0.6
             add(PlaceMention(_normalise(place), kind, s_start + span[0], s_start + span[1], evidence, conf))
         for m in _PREP_ROOM.finditer(sentence):
             conf = 0.9 if _MEETING_CONTEXT.search(sentence) else 0.6
