@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("health", help="exit 0 when the database and model are usable, 1 otherwise")
 
+    p = sub.add_parser("places", help="where you met each correspondent, learned from stored mail (used in alerts)")
+    p.add_argument("correspondent", nargs="?", help="one address (default: everyone)")
+    p.add_argument("--json", action="store_true")
+
     sub.add_parser("demo", help="one pass over the shipped sample mailbox (its own database, console alerts), "
                                 "then which alerts were the planted requests")
     return parser
@@ -219,6 +223,25 @@ def cmd_status(settings, args) -> int:
     return 0
 
 
+def cmd_places(settings, args) -> int:
+    learned = _app(settings).places(args.correspondent)
+    if args.json:
+        print(json.dumps([{"address": c.address, "name": c.name,
+                           "places": [{"place": p.place, "kind": p.kind, "times": p.times,
+                                       "last": p.last.isoformat() if p.last else None, "evidence": p.evidence}
+                                      for p in c.places]} for c in learned], indent=2))
+        return 0
+    if not learned:
+        print("no meeting places found in stored mail" + (f" with {args.correspondent}" if args.correspondent else ""))
+        return 0
+    for person in learned:
+        print(f"{person.name} <{person.address}>" if person.name else person.address)
+        for place in person.places:
+            when = f", last {place.last:%Y-%m-%d}" if place.last else ""
+            print(f"  {place.place} ({place.kind}): {place.times} conversation(s){when}")
+    return 0
+
+
 def cmd_models(settings, args) -> int:
     from jeeves.registry import list_models, set_current
 
@@ -288,5 +311,6 @@ COMMANDS = {
     "models": cmd_models,
     "retrain": cmd_retrain,
     "health": cmd_health,
+    "places": cmd_places,
     "demo": cmd_demo,
 }

@@ -111,8 +111,11 @@ _ROOM = (
 _OFFICE = r"(?P<office>(?:my|your|his|her|our)\s+office|(?-i:[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?'s)\s+offices?)"
 
 _PREP = r"(?P<prep>at|in|to|@)"
+#: "the lobby of the Enron Building": a part of a named building.
+_AREA = (r"(?P<area>(?:the\s+)?(?:lobby|entrance|front|reception|atrium|cafeteria)\s+of\s+(?:the\s+)?"
+         r"(?-i:[A-Z][\w'’&.-]*(?:\s+[A-Z][\w'’&.-]*){0,4}))")
 _CUE_THEN_PLACE = re.compile(
-    r"\b" + _MEET + r"\b(?P<gap>[^.!?]{0,40}?)\s+" + _PREP + r"\s+(?:" + _ROOM + r"|" + _OFFICE + r"|" + _NAME + r")",
+    r"\b" + _MEET + r"\b(?P<gap>[^.!?]{0,40}?)\s+" + _PREP + r"\s+(?:" + _ROOM + r"|" + _OFFICE + r"|" + _AREA + r"|" + _NAME + r")",
     re.IGNORECASE | re.DOTALL,
 )
 _PREP_ROOM = re.compile(r"\b(?:at|in|to|@)\s+" + _ROOM)
@@ -275,6 +278,9 @@ def extract_places(text: str) -> list[PlaceMention]:
             if m.group("room"):
                 span, kind, conf = m.span("room"), ROOM, 0.9
                 place = m.group("room")
+            elif m.group("area"):
+                span, kind, conf = m.span("area"), VENUE, 0.85
+                place = m.group("area")
             elif m.group("office"):
                 span, kind, conf = m.span("office"), OFFICE, 0.85
                 place = m.group("office")

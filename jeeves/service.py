@@ -298,6 +298,18 @@ class Jeeves:
         self.store.add_label(message.id, value, source)
         return message.id
 
+    def places(self, correspondent: str | None = None) -> list:
+        """Where the user met each correspondent (or one, by address), from stored mail between
+        them: a list of ``jeeves.place_suggestions.CorrespondentPlaces``."""
+        from jeeves.place_suggestions import learn_places
+        from jeeves.storage.places import all_exchanges, exchanged_with
+
+        me = self.settings.user_addresses
+        with self.store.session() as s:
+            if correspondent:
+                return learn_places(exchanged_with(s, correspondent, me))
+            return learn_places(all_exchanges(s, me))
+
     def _not_found(self, ref: str) -> str:
         # Name the database searched (never its password) and where that choice came from: the
         # usual cause is a command run without the --config the daemon or demo was started with.

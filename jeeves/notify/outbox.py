@@ -48,6 +48,7 @@ from jeeves.notify.base import (
 )
 from jeeves.notify.message import compose
 from jeeves.notify.policy import Candidate, History, Policy, decide
+from jeeves.place_suggestions import alert_places
 from jeeves.storage.schema import OutboxEntry, StoredMessage
 from jeeves.storage.store import Store
 
@@ -130,6 +131,7 @@ class OutboxSender:
         self.store = store
         self.notifier = notifier
         self.worker_id = worker_id
+        self.settings = settings  # place suggestions read [places] and the user's addresses
         self.policy = Policy.from_settings(settings.notify)
         if not getattr(notifier, "reaches_phone", notifier.channel != "console"):
             # Quiet hours, the hourly cap and the thread window keep a phone from buzzing at
@@ -227,6 +229,7 @@ class OutboxSender:
                     message_pk=row.message_pk, sender=message.sender if message else "",
                     sender_address=candidate.sender_address, subject=message.subject if message else "",
                     new_text=message.new_text if message else "", command=self.command,
+                    places=alert_places(s, self.settings, message),
                 )
                 self._previewed.add(row.id)
                 if decision.action == "dry_run":
@@ -272,6 +275,7 @@ class OutboxSender:
                 subject=message.subject if message else "",
                 new_text=message.new_text if message else "",
                 command=self.command,
+                places=alert_places(s, self.settings, message),
             )
             row_id, attempts = row.id, row.attempts  # the ORM update below refreshes ``row``
             guard = and_(OutboxEntry.id == row_id, OutboxEntry.status == PENDING, OutboxEntry.attempts == attempts)
