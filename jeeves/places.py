@@ -112,7 +112,7 @@ _OFFICE = r"(?P<office>(?:my|your|his|her|our)\s+office|(?-i:[A-Z][a-z]+(?:\s+[A
 
 _PREP = r"(?P<prep>at|in|to|@)"
 #: "the lobby of the Enron Building": a part of a named building.
-_AREA = (r"(?P<area>(?:the\s+)?(?:lobby|entrance|front|reception|atrium|cafeteria)\s+of\s+(?:the\s+)?"
+_AREA = (r"(?P<area>(?:the\s+)?(?:lobby|entrance|reception|atrium|cafeteria)\s+of\s+(?:the\s+)?"
          r"(?-i:[A-Z][\w'’&.-]*(?:\s+[A-Z][\w'’&.-]*){0,4}))")
 _CUE_THEN_PLACE = re.compile(
     r"\b" + _MEET + r"\b(?P<gap>[^.!?]{0,40}?)\s+" + _PREP + r"\s+(?:" + _ROOM + r"|" + _OFFICE + r"|" + _AREA + r"|" + _NAME + r")",
@@ -128,6 +128,8 @@ _ROOM_LINE = re.compile(
     r"(?m)^[ \t]*(?:(?P<room>(?-i:(?:[Cc]onference|[Cc]onf\.?)\s+[Rr](?:oo)?m\.?\s+\S+|(?:[A-Z][\w']*\s+){1,3}[Cc]onference\s+[Rr]oom))[ \t]*$"
     r"|(?P<coded>" + _ROOM_CODE + r")[ \t]+-[ \t]+[^\n]*\b(?i:mtg|meeting)\b)"
 )
+#: What any ``_ROOM_LINE`` contains, found without its line anchors (which a sentence can move).
+_ROOM_LINE_HINT = re.compile(r"\b(?:[Cc]onf(?:erence)?\.?\s+[Rr](?:oo)?m|[Mm]tg|[Mm]eeting)\b")
 #: "with Kim Watson (EB4179)" in a schedule: the person's room is where the meeting is.
 _WITH_CODE = re.compile(r"\bwith\s+(?-i:[A-Z][\w'.-]+(?:\s+[A-Z][\w'.-]+){0,2})\s*\(\s*(?P<room>" + _ROOM_CODE + r")\s*\)")
 _MEETING_CONTEXT = re.compile(
@@ -264,6 +266,9 @@ def extract_places(text: str) -> list[PlaceMention]:
         taken.append(block or (mention.start, mention.end))
         found.append(mention)
 
+    # Sentence splitting is most of the cost; most mail has no candidate at all, so look first.
+    if not any(p.search(text) for p in (_CUE_THEN_PLACE, _PREP_ROOM, _PREP_OFFICE, _OFFICE_CODE, _WITH_CODE, _ROOM_LINE_HINT)):
+        return found
     for s_start, s_end in sentence_spans(text):
         sentence = text[s_start:s_end]
         if _FIELD.search(sentence) and len(sentence.splitlines()) == 1:
