@@ -22,6 +22,9 @@ from jeeves.places import OFFICE, SUGGEST_CONFIDENCE, extract_places, place_key
 from jeeves.storage.places import Exchanged
 
 MAX_SUGGESTIONS = 2
+#: An alert reads at most this many of the newest stored messages with the sender (about a
+#: second of extraction on a busy machine; bench/bench_places.py --speed).
+ALERT_HISTORY = 500
 
 #: A request to talk remotely: a place would be a wrong suggestion.
 _REMOTE = re.compile(
@@ -125,7 +128,8 @@ def alert_places(session, settings, message) -> list[str]:
         return []
     from jeeves.storage.places import exchanged_with
 
-    history = exchanged_with(session, message.sender_address, settings.user_addresses, exclude_pk=message.id)
+    history = exchanged_with(session, message.sender_address, settings.user_addresses, exclude_pk=message.id,
+                             limit=ALERT_HISTORY)
     met = places_met(history, correspondent_name=_first_name(message.sender, message.sender_address))
     return suggest(met, settings.places.favourites, message.new_text or "")
 

@@ -136,6 +136,8 @@ def test_places_met_come_from_mail_between_the_two_on_each_database(db_url):
         history = exchanged_with(s, "sally.beck@example.com", [ME], exclude_pk=request_pk)
         assert sorted(m.message_pk for m in history if m.from_user) == [4]  # h5 went to jim.sally.beck@, not Sally
         assert len(history) == 5
+        newest = exchanged_with(s, "sally.beck@example.com", [ME], exclude_pk=request_pk, limit=2)
+        assert [m.message_pk for m in newest] == [4, 7]  # the newest two with Sally (h5 is not hers)
         met = places_met(history, correspondent_name="Sally")
         assert [(p.place, p.times) for p in met] == [("Ninfa's", 2), ("your office", 1)]
         message = s.get(StoredMessage, request_pk)

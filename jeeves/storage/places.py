@@ -41,8 +41,9 @@ def _recipients(value: str) -> list[str]:
 
 
 def exchanged_with(session: Session, correspondent: str, user_addresses: Sequence[str], *,
-                   exclude_pk: int | None = None) -> list[Exchanged]:
-    """Messages from ``correspondent``, and from the user to them, oldest first."""
+                   exclude_pk: int | None = None, limit: int | None = None) -> list[Exchanged]:
+    """Messages from ``correspondent``, and from the user to them, in the order stored; with ``limit``,
+    only the newest ``limit`` of them (what an alert reads, so a prolific sender stays cheap)."""
     who = correspondent.strip().lower()
     if not who:
         return []
@@ -51,17 +52,19 @@ def exchanged_with(session: Session, correspondent: str, user_addresses: Sequenc
     if me:
         # ``recipients`` is a list in one column: LIKE narrows it, the split below decides.
         clauses.append(StoredMessage.sender_address.in_(me) & StoredMessage.recipients.contains(who))
-    stmt = select(*_COLUMNS).where(or_(*clauses)).order_by(StoredMessage.sent_at, StoredMessage.id)
+    stmt = select(*_COLUMNS).where(or_(*clauses)).order_by(StoredMessage.id.desc())
     if exclude_pk is not None:
         stmt = stmt.where(StoredMessage.id != exclude_pk)
     found: list[Exchanged] = []
-    for row in session.execute(stmt):
+    for row in session.execute(stmt.execution_options(yield_per=200)):
+        if limit is not None and len(found) == limit:
+            break
         from_user = row.sender_address in me
         if from_user and who not in _recipients(row.recipients):
             continue
         found.append(Exchanged(row.id, who, from_user, row.sender or "", row.thread_key or row.dedupe_key,
                                row.sent_at, row.new_text or ""))
-    return found
+    return found[::-1]
 
 
 def all_exchanges(session: Session, user_addresses: Sequence[str], *, batch: int = 1000) -> Iterator[Exchanged]:
