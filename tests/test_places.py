@@ -216,3 +216,45 @@ def test_jeeves_places_lists_what_it_learned(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("Bob Hall <bob.hall@example.com>\n  Cafe Annie (restaurant)")
     assert main(["-c", str(config), "places", "nobody@example.com"]) == 0
     assert capsys.readouterr().out == "no meeting places found in stored mail with nobody@example.com\n"
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_a_send_interrupted_by_a_crash_repeats_the_same_suggestion(tmp_path, twilio_server):
+    """The text, suggestion included, is committed with the attempt before Twilio is called: a
+    sender killed right there is reconciled and resends that text, even though mail stored in
+    between would now suggest otherwise — one SMS, the same words."""
+    from jeeves.notify import make_notifier
+    from jeeves.notify.outbox import OutboxSender
+    from tests.fixtures_twilio import FakeClock
+
+    settings = notify_settings_for(twilio_server).model_copy(update={
+        "places": PlacesSettings(my_addresses=[ME])})
+    store = Store(f"sqlite:///{tmp_path / 'j.db'}")
+    _store_all(store, HISTORY)
+    (request_pk,) = _store_all(store, [_mail(SALLY, ME, "Numbers", "Can we get together Tuesday?", 20, "r3")])
+    store.record_predictions("test-model", [PredictionInput(request_pk, 0.95, 0.5, True)])
+    clock = FakeClock()
+
+    def crash_after_claim(step, row_id):
+        if step == "after-claim":
+            raise _Crash(step)
+
+    first = OutboxSender(store, settings, make_notifier(settings), worker_id="w1", clock=clock, on_step=crash_after_claim)
+    with pytest.raises(_Crash):
+        first.run_once()
+    with store.session() as s:
+        committed = s.scalar(select(OutboxEntry.body).where(OutboxEntry.message_pk == request_pk))
+    assert "Suggest: Ninfa's (met there 2 times)" in committed and not twilio_server.bodies()
+    # While the sender was down, two more conversations with Sally settled Cafe Annie.
+    _store_all(store, [_mail(SALLY, ME, "A", "See you at Cafe Annie at noon.", 21, "n1"),
+                       _mail(SALLY, ME, "B", "Let's grab lunch at Cafe Annie on Monday.", 22, "n2"),
+                       _mail(SALLY, ME, "C", "Lunch at Cafe Annie again on Friday?", 23, "n3")])
+    clock.advance(minutes=10)
+    restarted = OutboxSender(store, settings, make_notifier(settings), worker_id="w1", clock=clock)
+    for _ in range(3):
+        restarted.run_once()
+    assert twilio_server.bodies() == [committed]
+    store.close()
