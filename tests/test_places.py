@@ -4,6 +4,7 @@ correspondent (SQLite and PostgreSQL), the alert text through the local Twilio A
 
 from __future__ import annotations
 
+import json
 import mailbox
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
@@ -214,6 +215,11 @@ def test_jeeves_places_lists_what_it_learned(tmp_path, capsys):
     assert "  your office (office): 1 conversation(s)" in out and "Cafe Annie" in out and "San Marcos" not in out
     assert main(["-c", str(config), "places", "bob.hall@example.com"]) == 0
     assert capsys.readouterr().out.startswith("Bob Hall <bob.hall@example.com>\n  Cafe Annie (restaurant)")
+    assert main(["-c", str(config), "places", "--json", "sally.beck@example.com"]) == 0
+    (sally,) = json.loads(capsys.readouterr().out)
+    assert sally["name"] == "Sally Beck" and [(p["place"], p["times"]) for p in sally["places"]] == [
+        ("Ninfa's", 2), ("your office", 1)]
+    assert sally["places"][0]["evidence"] == "Let's grab lunch at Ninfa's on Friday to go over it."
     assert main(["-c", str(config), "places", "nobody@example.com"]) == 0
     assert capsys.readouterr().out == "no meeting places found in stored mail with nobody@example.com\n"
 
