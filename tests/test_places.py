@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from jeeves.cli import main
-from jeeves.config import PlacesSettings, Settings
+from jeeves.config import MailboxSettings, PlacesSettings, Settings
 from jeeves.parsing import parse_email
 from jeeves.place_suggestions import alert_places, places_met, suggest
 from jeeves.places import SUGGEST_CONFIDENCE, extract_places
@@ -173,38 +173,47 @@ def test_a_favourite_already_met_at_is_suggested_once():
 
 
 def test_the_alert_suggests_where_they_met_through_the_twilio_api(tmp_path, twilio_server):
-    """The sure request from Sally is texted with the place of their two earlier meetings; the
-    text is composed once and committed before sending, so a second pass sends nothing new."""
+    """A whole pass with the shipped model: the history was imported (never texted), Sally's new
+    request arrives in a watched mailbox, is classified as a request and texted through the
+    Twilio API with the place of their two earlier meetings. The text is committed before it
+    is sent, so the next pass sends nothing new."""
+    history, inbox = tmp_path / "history.mbox", tmp_path / "inbox.mbox"
+    _write_mbox(history, HISTORY)
+    _write_mbox(inbox, [_mail(SALLY, ME, "Storage numbers",
+                              "Can we get together Tuesday afternoon to go over the storage numbers?", 20, "r2")])
     settings = notify_settings_for(twilio_server).model_copy(update={
         "database": Settings().database.model_copy(update={"url": f"sqlite:///{tmp_path / 'j.db'}"}),
+        "mailboxes": [MailboxSettings(path=inbox, notify=True)],
         "places": PlacesSettings(my_addresses=[ME], favourites=["EB 32C2"]),
     })
-    store = Store(settings.database_url)
-    _store_all(store, HISTORY)
-    request = _mail(SALLY, ME, "Storage numbers", "Can we get together Tuesday afternoon to go over them?", 20, "r2")
-    (request_pk,) = _store_all(store, [request])
-    store.record_predictions("test-model", [PredictionInput(request_pk, 0.95, 0.5, True)])
-    app = Jeeves(settings, store=store)
-    assert app.notify().sent == 1
+    app = Jeeves(settings)
+    assert app.import_path(history).stored == len(HISTORY)
+    report = app.run_once()
+    assert (report.stored, report.classify.queued, report.notify.sent) == (1, 1, 1)
+    request_pk = app.store.get_message("<r2@example.com>").id
     (body,) = twilio_server.bodies()
     # The second place gives way: both would not fit one segment with the subject readable.
     assert body.startswith(f'Sally Beck wants to meet (Tue), no place yet: "Storage numbers". '
                            f"Suggest: Ninfa's (met there 2 times). #{request_pk} ")
     assert len(body) <= 160 and twilio_server.sms_to(TEST_TO)
-    with store.session() as s:
+    with app.store.session() as s:
         assert s.scalar(select(OutboxEntry.body).where(OutboxEntry.message_pk == request_pk)) == body
-    assert app.notify().sent == 0 and len(twilio_server.bodies()) == 1
-    store.close()
+    assert app.run_once().notify.sent == 0 and len(twilio_server.bodies()) == 1
+    app.close()
+
+
+def _write_mbox(path, raws: list[bytes]) -> None:
+    box = mailbox.mbox(path)
+    for raw in raws:
+        box.add(raw)
+    box.flush()
 
 
 # --- the command --------------------------------------------------------------------------
 
 
 def test_jeeves_places_lists_what_it_learned(tmp_path, capsys):
-    box = mailbox.mbox(tmp_path / "mail.mbox")
-    for raw in HISTORY:
-        box.add(raw)
-    box.flush()
+    _write_mbox(tmp_path / "mail.mbox", HISTORY)
     config = tmp_path / "jeeves.toml"
     config.write_text(f'data_dir = "{tmp_path}"\n[places]\nmy_addresses = ["{ME}"]\n')
     assert main(["-c", str(config), "import", str(tmp_path / "mail.mbox")]) == 0
