@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("web", help="a local page to review alerts and label them (prints its address with a token)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0 picks a free one)")
+    p = sub.add_parser("places", help="where you met each correspondent, learned from stored mail (used in alerts)")
+    p.add_argument("correspondent", nargs="?", help="one address (default: everyone)")
+    p.add_argument("--json", action="store_true")
 
     sub.add_parser("demo", help="one pass over the shipped sample mailbox (its own database, console alerts), "
                                 "then which alerts were the planted requests")
@@ -246,6 +249,25 @@ def cmd_status(settings, args) -> int:
     return 0
 
 
+def cmd_places(settings, args) -> int:
+    learned = _app(settings).places(args.correspondent)
+    if args.json:
+        print(json.dumps([{"address": c.address, "name": c.name,
+                           "places": [{"place": p.place, "kind": p.kind, "times": p.times,
+                                       "last": p.last.isoformat() if p.last else None, "evidence": p.evidence}
+                                      for p in c.places]} for c in learned], indent=2))
+        return 0
+    if not learned:
+        print("no meeting places found in stored mail" + (f" with {args.correspondent}" if args.correspondent else ""))
+        return 0
+    for person in learned:
+        print(f"{person.name} <{person.address}>" if person.name else person.address)
+        for place in person.places:
+            when = f", last {place.last:%Y-%m-%d}" if place.last else ""
+            print(f"  {place.place} ({place.kind}): {place.times} conversation(s){when}")
+    return 0
+
+
 def cmd_models(settings, args) -> int:
     from jeeves.model.registry import list_models, set_current
 
@@ -323,5 +345,6 @@ COMMANDS = {
     "retrain": cmd_retrain,
     "health": cmd_health,
     "web": cmd_web,
+    "places": cmd_places,
     "demo": cmd_demo,
 }

@@ -257,6 +257,17 @@ class DaemonSettings(_Section):
     worker_id: str | None = None
 
 
+class PlacesSettings(_Section):
+    #: Whether alerts suggest a place (where you met the sender before, then your favourites).
+    suggest: bool = True
+    #: Places you like to meet at, suggested after those you met the sender at before, e.g.
+    #: ["Ninfa's", "EB 32C2"]. At most two places are suggested in all.
+    favourites: list[str] = Field(default_factory=list)
+    #: Your own addresses, so that mail you sent (a synced Sent folder) counts as mail with the
+    #: person you sent it to. Default: the accounts' usernames that are addresses.
+    my_addresses: list[str] = Field(default_factory=list)
+
+
 class Settings(BaseSettings):
     """Everything Jeeves can be told. ``load_settings`` builds it; tests may construct it directly."""
 
@@ -272,6 +283,7 @@ class Settings(BaseSettings):
     notify: NotifySettings = Field(default_factory=NotifySettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    places: PlacesSettings = Field(default_factory=PlacesSettings)
     #: The file these settings were read from (None: defaults and environment only), and
     #: whether it was named by $JEEVES_CONFIG, so that hints can spell a command that works.
     _config_file: Path | None = PrivateAttr(default=None)
@@ -303,6 +315,12 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment over Settings(...) arguments over the config file over defaults.
         return sources_for(settings_cls, env_settings, init_settings)
+
+    @property
+    def user_addresses(self) -> list[str]:
+        """The user's own addresses: ``places.my_addresses``, else the accounts' usernames."""
+        given = self.places.my_addresses or [a.username for a in self.accounts]
+        return sorted({a.strip().lower() for a in given if "@" in a})
 
     @property
     def database_url(self) -> str:

@@ -375,6 +375,17 @@ class Jeeves:
         _, document = self.document_for(ref)
         return self.model.explain(document)
 
+    def places(self, correspondent: str | None = None) -> list:
+        """Where the user met each correspondent (or one, by address), from stored mail between
+        them: a list of ``jeeves.place_suggestions.CorrespondentPlaces``."""
+        from jeeves.place_suggestions import learn_places
+        from jeeves.storage.places import all_exchanges, exchanged_with
+
+        me = self.settings.user_addresses
+        if correspondent:
+            return learn_places(exchanged_with(self.store, correspondent, me))
+        return learn_places(all_exchanges(self.store, me))
+
     def _not_found(self, ref: str) -> str:
         # Name the database searched (never its password) and where that choice came from: the
         # usual cause is a command run without the --config the daemon or demo was started with.

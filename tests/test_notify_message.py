@@ -64,3 +64,21 @@ def test_every_corpus_message_makes_a_single_segment_alert(corpus_raw_messages):
                        sender_address=parsed.sender_address)
         assert 0 < gsm7_length(body) <= SMS_LIMIT, body
         assert f"jeeves label {pk} 0" in body
+
+
+def test_a_suggestion_fits_the_segment_and_gives_way_before_the_subject_is_unreadable():
+    short = compose(message_pk=42, sender="Alice Smith <alice@example.com>", subject="Lunch", new_text="tomorrow at 1pm?",
+                    places=["Ninfa's (met there 3 times)", "EB 32C2"])
+    assert short == ('Alice Smith wants to meet (tomorrow 1pm), no place yet: "Lunch". '
+                     "Suggest: Ninfa's (met there 3 times) or EB 32C2. #42 Wrong? jeeves label 42 0")
+    long_subject = "Re: Quarterly review of the west desk gas positions and the new curve methodology"
+    for places in (["Ninfa\u2019s (met there 3 times)", "Caf\u00e9 Annie"], ["Ninfa's (met there 3 times)"]):
+        body = compose(message_pk=123456, sender='"Smith, Alice" <alice@example.com>', subject=long_subject,
+                       new_text="Tuesday at 3pm?", places=places)
+        assert gsm7_length(body) <= SMS_LIMIT
+        assert body.endswith("#123456 Wrong? jeeves label 123456 0")
+        assert "Suggest: Ninfa's (met there 3 times)." in body  # the second place gave way, the first stayed
+        assert '"Re: Quarterly review of' in body  # and the subject is still readable
+    # A suggestion that cannot fit at all is left out rather than cutting the id or the hint.
+    body = compose(message_pk=7, sender="Alice <a@example.com>", subject="Lunch", places=["X" * 150])
+    assert body == 'Alice wants to meet, no place yet: "Lunch". #7 Wrong? jeeves label 7 0'

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from email.utils import parseaddr
+from typing import Sequence
 
 #: GSM 03.38 basic character set (each counts as one septet).
 GSM7_BASIC = frozenset(
@@ -131,13 +132,15 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def compose(*, message_pk: int, sender: str, subject: str, new_text: str = "", sender_address: str = "",
-            limit: int = SMS_LIMIT, command: str = "jeeves") -> str:
+            limit: int = SMS_LIMIT, command: str = "jeeves", places: Sequence[str] = ()) -> str:
     """The alert for one message, at most ``limit`` GSM-7 septets whenever that is possible.
 
     The id and the correction hint are never cut (they are how the user acts on the alert);
     the subject is shortened first, then the sender's name. ``command`` is how the user runs
     Jeeves against the same database (``jeeves -c PATH`` when it was started with --config),
-    so the hint works when typed as printed.
+    so the hint works when typed as printed. ``places`` (best first, ``jeeves.place_suggestions``)
+    become "Suggest: A or B."; they give way before the subject is cut below a readable length,
+    the second first, so a suggestion never costs a second segment.
     """
     who = to_gsm7(sender_name(sender, sender_address))
     when = proposed_time(new_text)
@@ -149,6 +152,14 @@ def compose(*, message_pk: int, sender: str, subject: str, new_text: str = "", s
         return f"{w} wants to meet{wp}, no place yet: \"{s}\".{tail}"
 
     text = render(who, subj, when_part)
+    if gsm7_length(text) <= limit and not places:
+        return text
+    for count in range(min(len(places), 2), 0, -1):
+        suggestion = " Suggest: " + " or ".join(to_gsm7(" ".join(p.split())) for p in places[:count]) + "."
+        fitted = compose(message_pk=message_pk, sender=sender, subject=subject, new_text=new_text,
+                         sender_address=sender_address, limit=limit - gsm7_length(suggestion), command=command)
+        if fitted.endswith(tail) and gsm7_length(fitted) + gsm7_length(suggestion) <= limit and _readable(fitted, subj):
+            return fitted[: -len(tail)] + suggestion + tail
     if gsm7_length(text) <= limit:
         return text
     who = _shorten(who, 24)
@@ -160,6 +171,13 @@ def compose(*, message_pk: int, sender: str, subject: str, new_text: str = "", s
         room = limit - fixed
     subj = _fit(subj, max(room, 8))
     return render(who, subj, when_part)
+
+
+def _readable(fitted: str, subject: str, keep: int = 20) -> bool:
+    """Whether the subject quoted in ``fitted`` kept at least ``keep`` characters (or all of it)."""
+    start = fitted.find('no place yet: "') + len('no place yet: "')
+    end = fitted.rfind('".')
+    return end - start >= min(keep, len(subject))
 
 
 def _fit(text: str, septets: int) -> str:

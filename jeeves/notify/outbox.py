@@ -37,7 +37,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from jeeves.clock import Clock, utc_now
-from jeeves.config import Settings
+from jeeves.config import PlacesSettings, Settings
 from jeeves.errors import (
     AmbiguousSendError,
     ConfigError,
@@ -50,6 +50,7 @@ from jeeves.errors import (
 from jeeves.notify.base import Notifier, SendResult
 from jeeves.notify.message import compose
 from jeeves.notify.policy import Candidate, History, Policy, decide
+from jeeves.place_suggestions import alert_places
 from jeeves.storage import OutboxProblem, OutboxStatus, Store
 from jeeves.storage.records import DueRow, Hold, Outcome, SendHistory, StartSend, Suppress
 
@@ -70,13 +71,17 @@ class SenderSettings:
     command: str = "jeeves"
     #: The provider's HTTP timeout: a claim older than twice this (plus a minute) is a crash.
     send_timeout: float = 10.0
+    #: What an alert may suggest (``[places]``), and the user's own addresses (mail they sent).
+    places: PlacesSettings = field(default_factory=PlacesSettings)
+    user_addresses: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, dry_run: bool = False) -> "SenderSettings":
         """``dry_run`` asks for a sender that sends nothing (``notify.dry_run`` makes every one)."""
         policy = Policy.from_settings(settings.notify, dry_run=dry_run)
         return cls(policy=policy, recipient=settings.notify.to, max_attempts=settings.notify.max_attempts,
-                   command=settings.cli_command, send_timeout=settings.twilio.timeout)
+                   command=settings.cli_command, send_timeout=settings.twilio.timeout,
+                   places=settings.places, user_addresses=tuple(settings.user_addresses))
 
 
 @dataclass
@@ -138,6 +143,8 @@ class OutboxSender:
         on_step: StepHook | None = None,
     ) -> None:
         self.outbox = store.outbox
+        self._store = store  # read-only: where the user met an alert's sender (place suggestions)
+        self._places, self._user_addresses = settings.places, settings.user_addresses
         self.notifier = notifier
         self.worker_id = worker_id
         self.policy = settings.policy
@@ -264,10 +271,14 @@ class OutboxSender:
         return _POLICY_HANDLED
 
     def _body(self, row: DueRow) -> str:
-        """The row's text: a digest's was composed when queued; an alert's is composed now."""
-        return row.body or compose(
+        """The row's text: a digest's was composed when queued; an alert's is composed now
+        (with its place suggestion), once, and committed with the claim that sends it."""
+        if row.body:
+            return row.body
+        return compose(
             message_pk=row.message_pk, sender=row.sender, sender_address=row.sender_address,
             subject=row.subject, new_text=row.new_text, command=self.command,
+            places=alert_places(self._store, self._places, self._user_addresses, row),
         )
 
     # --- sending ----------------------------------------------------------------------------
