@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--review", action="store_true", help="label the least certain stored messages one by one")
     p.add_argument("--limit", type=int, default=20, help="how many to review")
 
+    sub.add_parser("replies", help="read the replies to Jeeves's texts once and apply them (the daemon does this every minute)")
+
     p = sub.add_parser("status", help="accounts, counts, model and outbox")
     p.add_argument("--json", action="store_true")
 
@@ -192,6 +194,16 @@ def cmd_label(settings, args) -> int:
     return 0
 
 
+def cmd_replies(settings, args) -> int:
+    summary = _app(settings).poll_replies()
+    for pk, value in summary.labels:
+        print(f"message {pk} labelled {value}")
+    print(f"read {summary.read} replies: {summary.labelled} labelled, {summary.keywords} Twilio keywords, "
+          f"{summary.help_queued} help text queued (sent by the next run), {summary.unclear} not understood, "
+          f"{summary.ignored} from other numbers ignored, {summary.already} already applied")
+    return 0
+
+
 def cmd_status(settings, args) -> int:
     status = _app(settings).status()
     if args.json:
@@ -284,6 +296,7 @@ COMMANDS = {
     "classify": cmd_classify,
     "explain": cmd_explain,
     "label": cmd_label,
+    "replies": cmd_replies,
     "status": cmd_status,
     "models": cmd_models,
     "retrain": cmd_retrain,

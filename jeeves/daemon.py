@@ -197,6 +197,15 @@ class Daemon:
                     watching.set()
                     return
 
+    def poll_replies(self) -> None:
+        """Read the replies to Jeeves's texts (``jeeves.notify.replies``); a failure waits for the next run."""
+        if self.stop_event.is_set():
+            return
+        try:
+            self.app.poll_replies()
+        except JeevesError as exc:
+            log.warning("reading SMS replies failed, will retry: %s", exc)
+
     def retrain(self) -> None:
         from jeeves.retrain import retrain_and_maybe_promote
 
@@ -220,6 +229,12 @@ class Daemon:
             # One run for the daemon's life: the watcher restarts itself (``watch_account``).
             self.scheduler.add_job(self.watch_account, "date", args=[account.name], run_date=now,
                                    id=f"watch:{account.name}", misfire_grace_time=None)
+        from jeeves.notify.replies import replies_polled
+
+        if replies_polled(self.settings) and not (self.dry_run or self.settings.notify.dry_run):
+            every = self.settings.notify.reply_poll_seconds
+            self.scheduler.add_job(self.poll_replies, "interval", seconds=every, id="replies", next_run_time=now,
+                                   misfire_grace_time=max(1, int(every)))
         hours = self.settings.daemon.retrain_interval_hours
         if hours > 0:
             self.scheduler.add_job(self.retrain, "interval", hours=hours, id="retrain", misfire_grace_time=3600)

@@ -201,8 +201,12 @@ class Jeeves:
         day = due_date(now or datetime.now(timezone.utc), notify.digest_at, notify.timezone)
         if day is None:
             return None
+        from jeeves.notify.digest import CLI_HINT, REPLY_HINT
+        from jeeves.notify.replies import replies_polled
+
+        hint = REPLY_HINT if replies_polled(self.settings) else CLI_HINT
         digest_id = self.store.queue_digest(
-            f"digest:{day.isoformat()}", compose_digest,
+            f"digest:{day.isoformat()}", lambda lines: compose_digest(lines, tail_hint=hint),
             lambda line: allowed(line, notify.allow_senders, notify.deny_senders),
         )
         if digest_id is not None:
@@ -214,6 +218,16 @@ class Jeeves:
         if not self._dry(dry_run):
             self.queue_digest()
         return self.outbox_sender(dry_run=dry_run).run_once()
+
+    def poll_replies(self, *, on_step=None):
+        """Read the replies to Jeeves's texts from Twilio and apply each once (a ReplySummary).
+
+        Labels take effect at once; a help text is queued in the outbox and goes out with the
+        next send (``notify`` or the daemon's next pass). ``on_step`` is for crash tests.
+        """
+        from jeeves.notify.replies import ReplyPoller
+
+        return ReplyPoller(self.store, self.settings, self.notifier, on_step=on_step).poll()
 
     def _dry(self, dry_run: bool | None) -> bool:
         return self.settings.notify.dry_run if dry_run is None else dry_run

@@ -131,19 +131,22 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def compose(*, message_pk: int, sender: str, subject: str, new_text: str = "", sender_address: str = "",
-            limit: int = SMS_LIMIT, command: str = "jeeves") -> str:
+            limit: int = SMS_LIMIT, command: str = "jeeves", reply_hint: bool = False) -> str:
     """The alert for one message, at most ``limit`` GSM-7 septets whenever that is possible.
 
     The id and the correction hint are never cut (they are how the user acts on the alert);
     the subject is shortened first, then the sender's name. ``command`` is how the user runs
     Jeeves against the same database (``jeeves -c PATH`` when it was started with --config),
-    so the hint works when typed as printed.
+    so the hint works when typed as printed. With ``reply_hint`` (Jeeves reads replies to its
+    texts, ``jeeves.notify.replies``) the hint is the shorter "Reply 0 if wrong" instead.
     """
     who = to_gsm7(sender_name(sender, sender_address))
     when = proposed_time(new_text)
     subj = to_gsm7(" ".join((subject or "").split())) or "(no subject)"
     when_part = f" ({when})" if when else ""
     tail = f" #{message_pk} Wrong? {to_gsm7(command)} label {message_pk} 0"
+    if reply_hint:
+        tail = f" #{message_pk} Reply 0 if wrong"
 
     def render(w: str, s: str, wp: str) -> str:
         return f"{w} wants to meet{wp}, no place yet: \"{s}\".{tail}"

@@ -138,6 +138,10 @@ class OutboxSender:
             self.policy = replace(self.policy, quiet_window=None, max_per_hour=1_000_000_000, thread_window=timedelta(0))
         self.max_attempts = settings.notify.max_attempts
         self.command = settings.cli_command  # the alert's "Wrong? jeeves label N 0" must work as printed
+        from jeeves.notify.replies import replies_polled
+
+        # Replies are read only from Twilio: the console's alerts keep the command to type.
+        self.reply_hint = notifier.channel == "twilio" and replies_polled(settings)
         self.recipient = settings.notify.to or ("console" if notifier.channel == "console" else None)
         if not self.recipient:
             raise ConfigError("notify.to (the phone number that receives alerts) is not set")
@@ -226,7 +230,7 @@ class OutboxSender:
                 body = row.body or compose(
                     message_pk=row.message_pk, sender=message.sender if message else "",
                     sender_address=candidate.sender_address, subject=message.subject if message else "",
-                    new_text=message.new_text if message else "", command=self.command,
+                    new_text=message.new_text if message else "", command=self.command, reply_hint=self.reply_hint,
                 )
                 self._previewed.add(row.id)
                 if decision.action == "dry_run":
@@ -272,6 +276,7 @@ class OutboxSender:
                 subject=message.subject if message else "",
                 new_text=message.new_text if message else "",
                 command=self.command,
+                reply_hint=self.reply_hint,
             )
             row_id, attempts = row.id, row.attempts  # the ORM update below refreshes ``row``
             guard = and_(OutboxEntry.id == row_id, OutboxEntry.status == PENDING, OutboxEntry.attempts == attempts)
