@@ -222,6 +222,11 @@ def cmd_status(settings, args) -> int:
     outbox = ", ".join(f"{k} {v}" for k, v in sorted(status["outbox"].items())) or "empty"
     print(f"outbox     {outbox}")
     print(f"digest     {status.get('digest_waiting', 0)} message(s) waiting for the next digest")
+    replies = status.get("sms_replies") or {}
+    if any(replies.values()):
+        print(f"replies    {replies.get('labelled', 0)} labelled by SMS, {replies.get('help', 0)} answered with help, "
+              f"{replies.get('stranger', 0)} from other numbers ignored"
+              + ("; you replied STOP: Twilio refuses texts until you reply START" if replies.get("opted_out") else ""))
     for problem in status["outbox_problems"]:
         print(f"  alert for #{problem['message']} {problem['status']} after {problem['attempts']} attempt(s): "
               f"{problem['code'] or ''} {problem['reason'] or ''}".rstrip())

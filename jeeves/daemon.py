@@ -69,8 +69,9 @@ class Daemon:
         self.stop_event = threading.Event()
         self._pipeline_lock = threading.Lock()
         self._db_down_since: float | None = None  # while the pipeline finds the database unavailable
-        # One thread per IMAP watcher (they block in IDLE) plus the periodic jobs.
-        workers = len(settings.accounts) + 4
+        # One thread per IMAP watcher (they block in IDLE) plus the periodic jobs (pipeline,
+        # mailboxes, replies, retrain) and one spare.
+        workers = len(settings.accounts) + 5
         self.scheduler = BackgroundScheduler(
             timezone=timezone.utc,
             executors={"default": ThreadPoolExecutor(max_workers=workers)},

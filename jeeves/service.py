@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jeeves.config import Settings
-from jeeves.errors import DatabaseUnreachable, JeevesError, ModelError, SourceError, StoreError
+from jeeves.errors import ConfigError, DatabaseUnreachable, JeevesError, ModelError, SourceError, StoreError
 from jeeves.parsing import EmailDocument, parse_email
 from jeeves.sources import SyncReport
 from jeeves.sources.mailbox_file import MailboxFileSource
@@ -225,8 +225,11 @@ class Jeeves:
         Labels take effect at once; a help text is queued in the outbox and goes out with the
         next send (``notify`` or the daemon's next pass). ``on_step`` is for crash tests.
         """
-        from jeeves.notify.replies import ReplyPoller
+        from jeeves.notify.replies import ReplyPoller, replies_available
 
+        if not replies_available(self.settings):  # before opening anything: a config error, said plainly
+            raise ConfigError("reading SMS replies needs Twilio: twilio.account_sid, twilio.auth_token, "
+                              "twilio.from_number and notify.to")
         return ReplyPoller(self.store, self.settings, self.notifier, on_step=on_step).poll()
 
     def _dry(self, dry_run: bool | None) -> bool:
@@ -335,6 +338,9 @@ class Jeeves:
         except ModelError as exc:
             model_info = {"error": str(exc)}
         live = live_quality(store)
+        from jeeves.storage.replies import reply_counts
+
+        replies, opt = reply_counts(store)
         from jeeves.notify.outbox import outbox_problems
 
         return {
@@ -351,6 +357,7 @@ class Jeeves:
             "labelled": counts.labels,
             "outbox": counts.outbox,
             "digest_waiting": store.digest_waiting(),
+            "sms_replies": {**replies, "opted_out": opt == "STOP"},
             "live_quality": {"days": live.days, "alerts": live.alerts, "judged": live.judged, "confirmed": live.confirmed,
                              "precision": live.precision},
             "accounts": [

@@ -157,6 +157,19 @@ def test_a_reply_is_applied_once_however_often_it_is_listed(db_url, twilio_serve
         assert s.scalars(select(SmsReply.sid)).all() == [sms.sid]
 
 
+def test_a_long_list_is_read_page_by_page_and_only_inbound_texts_count(tmp_path, twilio_server, corpus_raw_messages):
+    app = _app(f"sqlite:///{tmp_path / 'p.db'}", twilio_server)
+    (pk, at), = _send_alerts(app, corpus_raw_messages, 1)
+    for i in range(130):  # more than one page of 100
+        _reply(twilio_server, "START", at + timedelta(seconds=1 + i % 50))
+    twilio_server.add_inbound(TEST_TO, "+15005550002", "0", date_sent=at + timedelta(seconds=3))  # to another number
+    gets = twilio_server.count("GET")
+    summary = app.poll_replies()
+    assert (summary.read, summary.keywords, summary.labelled) == (130, 130, 0)
+    assert twilio_server.count("GET") - gets == 2  # two pages, following next_page_uri
+    assert app.poll_replies().already == 130
+
+
 def test_a_strangers_text_is_ignored_and_its_text_never_logged(db_url, twilio_server, corpus_raw_messages, caplog):
     app = _app(db_url, twilio_server)
     (pk, at), = _send_alerts(app, corpus_raw_messages, 1)
@@ -188,9 +201,11 @@ def test_stop_keeps_twilios_meaning_and_later_texts_fail_without_retrying(db_url
     assert twilio_server.count("POST") == posts + 1  # refused once (21610), never retried
     failed = [r for r in outbox_rows(app.store) if r.status == "failed"]
     assert [(r.error_code, r.attempts) for r in failed] == [("21610", 1)]
+    assert app.status()["sms_replies"] == {"keyword": 1, "opted_out": True}
     _reply(twilio_server, "START", datetime.now(timezone.utc).replace(microsecond=0))
     assert app.poll_replies().keywords == 1
     assert _labels(app.store) == []
+    assert app.status()["sms_replies"] == {"keyword": 2, "opted_out": False}
 
 
 def test_anything_else_gets_one_help_text_at_most_a_day(db_url, twilio_server, corpus_raw_messages):
@@ -292,6 +307,15 @@ def test_cli_reads_replies_once(tmp_path, twilio_server, corpus_raw_messages, mo
     assert f"message {pk} labelled 0" in out and "read 1 replies: 1 labelled" in out
     assert main(["-c", str(config), "replies"]) == 0
     assert "0 labelled" in capsys.readouterr().out and _labels(app.store) == [(pk, 0, "sms")]
+    assert main(["-c", str(config), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "replies    1 labelled by SMS" in out and "1 judged by you (live precision 0.00" in out
+    console = tmp_path / "console.toml"
+    console.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "console.db"}"\n')
+    assert main(["-c", str(console), "replies"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("jeeves: reading SMS replies needs Twilio") and "\n" not in err
+    assert not (tmp_path / "console.db").exists()
 
 
 # --- crashes ------------------------------------------------------------------------------------

@@ -216,10 +216,16 @@ def _target(s: Session, reply: ReceivedReply, named: int | None) -> tuple[int | 
     return newest.message_pk, ""
 
 
-def recent_replies(store, limit: int = 10) -> list[SmsReply]:
-    """The newest handled replies, for ``jeeves status``."""
+def reply_counts(store) -> tuple[dict[str, int], str | None]:
+    """Replies handled per outcome, and the newest opt keyword (``STOP`` means Twilio refuses
+    every text until ``START``), for ``jeeves status``."""
     with store.session() as s:
-        return list(s.scalars(select(SmsReply).order_by(SmsReply.received_at.desc(), SmsReply.id.desc()).limit(limit)))
+        counts = dict(s.execute(select(SmsReply.outcome, func.count()).group_by(SmsReply.outcome)).all())
+        keyword = s.scalar(
+            select(SmsReply.detail).where(SmsReply.outcome == KEYWORD, SmsReply.detail.in_(("STOP", "START")))
+            .order_by(SmsReply.received_at.desc(), SmsReply.id.desc()).limit(1)
+        )
+    return counts, keyword
 
 
 def _aware(value: datetime | None) -> datetime | None:
