@@ -24,7 +24,7 @@ from jeeves.notify.message import SMS_LIMIT, compose, gsm7_length
 from jeeves.notify.replies import HELP_TEXT, parse_reply
 from jeeves.parsing import parse_email
 from jeeves.service import Jeeves
-from jeeves.storage import NewMessage, Store
+from jeeves.storage import NewMessage, PredictionInput, Store
 from jeeves.storage.replies import SmsReply
 from jeeves.storage.schema import DigestEntry, Label, OutboxEntry
 from tests.fixtures_twilio import TEST_FROM, TEST_TO, notify_settings_for, outbox_rows, seed_positives
@@ -234,6 +234,21 @@ def test_a_bare_verdict_after_a_digest_asks_which_entry(db_url, twilio_server, c
     _reply(twilio_server, "0", at + timedelta(seconds=30))
     summary = app.poll_replies()
     assert (summary.labelled, summary.help_queued) == (0, 1)
+
+
+def test_the_digest_asks_for_a_reply_naming_the_entry_and_that_reply_labels_it(tmp_path, twilio_server,
+                                                                                 corpus_raw_messages):
+    app = _app(f"sqlite:///{tmp_path / 'g.db'}", twilio_server, digest_time="00:00")
+    refs = app.store.store_batch([NewMessage(raw, parse_email(raw)) for raw in corpus_raw_messages[90:92]])
+    app.store.record_predictions("m1", [PredictionInput(r.pk, 0.3, 0.5, False, digest=True) for r in refs])
+    assert app.notify().sent == 1
+    digest = twilio_server.bodies()[-1]
+    assert digest.endswith(" Needs a place? Reply 1 #ID") and f"#{refs[1].pk} " in digest
+    _reply(twilio_server, f"1 #{refs[1].pk}", datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=1))
+    with app.store.session() as s:  # the digest went out a moment before the reply
+        s.execute(update(OutboxEntry).where(OutboxEntry.kind == "digest")
+                  .values(sent_at=datetime.now(timezone.utc) - timedelta(minutes=1)))
+    assert app.poll_replies().labels == [(refs[1].pk, 1)]
 
 
 def test_two_pollers_on_one_database_apply_each_reply_once(pg_url, twilio_server, corpus_raw_messages):
