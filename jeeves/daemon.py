@@ -69,6 +69,7 @@ class Daemon:
         self.stop_event = threading.Event()
         self._pipeline_lock = threading.Lock()
         self._db_down_since: float | None = None  # while the pipeline finds the database unavailable
+        self._replies_failing = False  # while reading SMS replies fails
         # One thread per IMAP watcher (they block in IDLE) plus the periodic jobs (pipeline,
         # mailboxes, replies, retrain) and one spare.
         workers = len(settings.accounts) + 5
@@ -205,7 +206,15 @@ class Daemon:
         try:
             self.app.poll_replies()
         except JeevesError as exc:
-            log.warning("reading SMS replies failed, will retry: %s", exc)
+            # Once per outage (Twilio or the database away), not once a minute.
+            if not self._replies_failing:
+                log.warning("reading SMS replies failed, will retry every %.0f s: %s",
+                            self.settings.notify.reply_poll_seconds, exc)
+            self._replies_failing = True
+            return
+        if self._replies_failing:
+            log.info("reading SMS replies works again")
+            self._replies_failing = False
 
     def retrain(self) -> None:
         from jeeves.retrain import retrain_and_maybe_promote

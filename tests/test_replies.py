@@ -288,7 +288,7 @@ def test_sms_labels_reach_retraining(tmp_path, twilio_server, corpus_raw_message
     assert user == 1 and list(data.labels) == [0] and data.source == ["user"]
 
 
-def test_daemon_polls_replies_only_with_twilio(tmp_path, twilio_server):
+def test_daemon_polls_replies_only_with_twilio(tmp_path, twilio_server, corpus_raw_messages, caplog):
     from jeeves.config import Settings
     from jeeves.daemon import Daemon
 
@@ -297,6 +297,13 @@ def test_daemon_polls_replies_only_with_twilio(tmp_path, twilio_server):
     daemon.schedule()
     job = daemon.scheduler.get_job("replies")
     assert job is not None and job.trigger.interval == timedelta(seconds=60)
+    _send_alerts(app, corpus_raw_messages, 1)
+    twilio_server.fail_next(503, times=3, method="GET")  # Twilio away for three polls: one warning, then one "works again"
+    with caplog.at_level(logging.INFO, logger="jeeves.daemon"):
+        for _ in range(4):
+            daemon.poll_replies()
+    said = [r.getMessage() for r in caplog.records if r.name == "jeeves.daemon"]
+    assert len(said) == 2 and said[0].startswith("reading SMS replies failed") and said[1] == "reading SMS replies works again"
     console = Daemon(Settings(database=DatabaseSettings(url=f"sqlite:///{tmp_path / 'c.db'}")))
     console.schedule()
     assert console.scheduler.get_job("replies") is None
