@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -372,3 +373,48 @@ def test_a_poll_killed_between_reading_and_recording_applies_each_reply_exactly_
     with app.store.session() as s:
         assert len(s.scalars(select(SmsReply.sid)).all()) == 5
     assert app.poll_replies().busy is False
+
+
+@pytest.mark.slow
+def test_a_replies_command_killed_before_any_statement_applies_each_reply_once(tmp_path, twilio_server,
+                                                                               corpus_raw_messages):
+    """``jeeves replies`` SIGKILLed just before its Nth SQL statement (tests/kill_cli.py), for every N
+    of a whole poll, each time from the same start; the next poll then applies each reply once."""
+    db_path = tmp_path / "kill.db"
+    db = f"sqlite:///{db_path}"
+    app = _app(db, twilio_server)
+    (first, _), (second, second_at) = _send_alerts(app, corpus_raw_messages, 2)
+    app.store.close()
+    template = tmp_path / "template.db"
+    shutil.copy(db_path, template)
+    _reply(twilio_server, f"#{first} 1", second_at + timedelta(seconds=10))
+    _reply(twilio_server, "0", second_at + timedelta(seconds=20))
+    _reply(twilio_server, "huh?", second_at + timedelta(seconds=30))
+    config = tmp_path / "jeeves.toml"
+    config.write_text(
+        f'[database]\nurl = "{db}"\n[notify]\nto = "{TEST_TO}"\ndigest_time = ""\n'
+        f'[twilio]\naccount_sid = "{twilio_server.account_sid}"\nfrom_number = "{TEST_FROM}"\n'
+        f'base_url = "{twilio_server.url}"\n'
+    )
+    env = {**os.environ, "TWILIO_AUTH_TOKEN": twilio_server.auth_token, "JEEVES_DATA_DIR": str(tmp_path / "data")}
+    kills = 0
+    for statement in range(1, 100):
+        for leftover in (tmp_path / "kill.db-wal", tmp_path / "kill.db-shm"):
+            leftover.unlink(missing_ok=True)
+        shutil.copy(template, db_path)
+        run = subprocess.run([sys.executable, str(REPO / "tests/kill_cli.py"), "-c", str(config), "replies"],
+                             env={**env, "JEEVES_TEST_KILL_AT_STATEMENT": str(statement)},
+                             capture_output=True, text=True, timeout=120)
+        if run.returncode == 0:
+            break  # the poll sends fewer statements: every one of them has been a kill point
+        assert run.returncode == -signal.SIGKILL, run.stderr
+        kills += 1
+        again = _app(db, twilio_server)
+        again.poll_replies()
+        assert sorted(_labels(again.store)) == sorted([(first, 1, "sms"), (second, 0, "sms")]), statement
+        assert [r.kind for r in outbox_rows(again.store)].count("help") == 1, statement
+        with again.store.session() as s:
+            assert len(s.scalars(select(SmsReply.sid)).all()) == 3, statement
+        again.close()
+    print(f"replies command killed before each of its {kills} SQL statements")
+    assert kills >= 12  # start-up reads, then three replies' transactions (insert, target, label, update)
