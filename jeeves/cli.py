@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--review", action="store_true", help="label the least certain stored messages one by one")
     p.add_argument("--limit", type=int, default=20, help="how many to review")
 
+    sub.add_parser("replies", help="read the replies to Jeeves's texts once and apply them (the daemon does this every minute)")
+
     p = sub.add_parser("status", help="accounts, counts, model and outbox")
     p.add_argument("--json", action="store_true")
 
@@ -222,6 +224,16 @@ def cmd_label(settings, args) -> int:
     return 0
 
 
+def cmd_replies(settings, args) -> int:
+    summary = _app(settings).poll_replies()
+    for pk, value in summary.labels:
+        print(f"message {pk} labelled {value}")
+    print(f"read {summary.read} replies: {summary.labelled} labelled, {summary.keywords} Twilio keywords, "
+          f"{summary.help_queued} help text queued (sent by the next run), {summary.unclear} not understood, "
+          f"{summary.ignored} from other numbers ignored, {summary.already} already applied")
+    return 0
+
+
 def cmd_status(settings, args) -> int:
     status = _app(settings).status()
     if args.json:
@@ -240,6 +252,11 @@ def cmd_status(settings, args) -> int:
     outbox = ", ".join(f"{k} {v}" for k, v in sorted(status["outbox"].items())) or "empty"
     print(f"outbox     {outbox}")
     print(f"digest     {status.get('digest_waiting', 0)} message(s) waiting for the next digest")
+    replies = status.get("sms_replies") or {}
+    if any(replies.values()):
+        print(f"replies    {replies.get('labelled', 0)} labelled by SMS, {replies.get('help', 0)} answered with help, "
+              f"{replies.get('stranger', 0)} from other numbers ignored"
+              + ("; you replied STOP: Twilio refuses texts until you reply START" if replies.get("opted_out") else ""))
     for problem in status["outbox_problems"]:
         print(f"  alert for #{problem['message']} {problem['status']} after {problem['attempts']} attempt(s): "
               f"{problem['code'] or ''} {problem['reason'] or ''}".rstrip())
@@ -340,6 +357,7 @@ COMMANDS = {
     "classify": cmd_classify,
     "explain": cmd_explain,
     "label": cmd_label,
+    "replies": cmd_replies,
     "status": cmd_status,
     "models": cmd_models,
     "retrain": cmd_retrain,

@@ -174,6 +174,9 @@ class NotifySettings(_Section):
     #: Local time (in ``timezone``) of the daily digest listing the messages Jeeves was unsure
     #: about, at most one text a day; empty disables the digest (unsure mail is then not texted).
     digest_time: str | None = "18:00"
+    #: Seconds between reads of the replies to Jeeves's texts ("0" = that alert was wrong), when
+    #: Twilio is the channel; 0 turns polling off (``jeeves replies`` still reads them once).
+    reply_poll_seconds: float = Field(60.0, ge=0)
 
     @field_validator("digest_time")
     @classmethod

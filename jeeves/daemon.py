@@ -77,8 +77,10 @@ class Daemon:
         self.stop_event = threading.Event()
         self._pipeline_wanted = threading.Event()  # set: run a pass now (mail stored, or stopping)
         self._db_down_since: float | None = None  # while the pipeline finds the database unavailable
-        # One thread per IMAP watcher (they block in IDLE) plus the periodic jobs.
-        workers = len(settings.accounts) + 4
+        self._replies_failing = False  # while reading SMS replies fails
+        # One thread per IMAP watcher (they block in IDLE) plus the periodic jobs (pipeline,
+        # mailboxes, replies, retrain) and one spare.
+        workers = len(settings.accounts) + 5
         self.scheduler = BackgroundScheduler(
             timezone=timezone.utc,
             executors={"default": ThreadPoolExecutor(max_workers=workers)},
@@ -234,6 +236,23 @@ class Daemon:
                     watching.set()
                     return
 
+    def poll_replies(self) -> None:
+        """Read the replies to Jeeves's texts (``jeeves.notify.replies``); a failure waits for the next run."""
+        if self.stop_event.is_set():
+            return
+        try:
+            self.app.poll_replies()
+        except JeevesError as exc:
+            # Once per outage (Twilio or the database away), not once a minute.
+            if not self._replies_failing:
+                log.warning("reading SMS replies failed, will retry every %.0f s: %s",
+                            self.settings.notify.reply_poll_seconds, exc)
+            self._replies_failing = True
+            return
+        if self._replies_failing:
+            log.info("reading SMS replies works again")
+            self._replies_failing = False
+
     def retrain(self) -> None:
         from jeeves.model.retrain import retrain_and_maybe_promote
 
@@ -256,6 +275,12 @@ class Daemon:
             # One run for the daemon's life: the watcher restarts itself (``watch_account``).
             self.scheduler.add_job(self.watch_account, "date", args=[account.name], run_date=now,
                                    id=f"watch:{account.name}", misfire_grace_time=None)
+        from jeeves.notify.replies import replies_polled
+
+        if replies_polled(self.settings) and not (self.dry_run or self.settings.notify.dry_run):
+            every = self.settings.notify.reply_poll_seconds
+            self.scheduler.add_job(self.poll_replies, "interval", seconds=every, id="replies", next_run_time=now,
+                                   misfire_grace_time=max(1, int(every)))
         hours = self.settings.daemon.retrain_interval_hours
         if hours > 0:
             self.scheduler.add_job(self.retrain, "interval", hours=hours, id="retrain", misfire_grace_time=3600)

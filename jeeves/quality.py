@@ -1,7 +1,8 @@
 """Live quality: how precise the alerts really are, from the user's own verdicts on them.
 
 The model card's precision is an offline estimate on the Enron corpus; the user's inbox is
-not Enron. When the user marks alerts right or wrong (``jeeves label ID 0|1``), the share of
+not Enron. When the user marks alerts right or wrong (``jeeves label ID 0|1``, or a "0" reply to
+the text), the share of
 alerts they confirmed over the last 30 days is the live precision — shown next to the offline
 estimate so drift shows.
 """
@@ -15,7 +16,7 @@ from jeeves.clock import utc_now
 from jeeves.storage import Store
 
 #: Label sources that are the user's judgement (not the shipped corpus).
-USER_SOURCES = ("cli", "review", "web", "imap-folder", "imap-keyword", "gmail-label")
+USER_SOURCES = ("cli", "review", "web", "sms", "imap-folder", "imap-keyword", "gmail-label")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from jeeves.clock import utc_now
 from jeeves.config import AccountSettings, Settings
-from jeeves.errors import DatabaseUnreachable, JeevesError, ModelError, NotFound, SourceError
+from jeeves.errors import ConfigError, DatabaseUnreachable, JeevesError, ModelError, NotFound, SourceError
 from jeeves.notify.outbox import default_worker_id
 from jeeves.parsing import EmailDocument, parse_email
 from jeeves.sources import SyncReport, guarded_sync
@@ -215,8 +215,12 @@ class Jeeves:
         day = due_date(now or utc_now(), notify.digest_at, notify.timezone)
         if day is None:
             return None
+        from jeeves.notify.digest import CLI_HINT, REPLY_HINT
+        from jeeves.notify.replies import replies_polled
+
+        hint = REPLY_HINT if replies_polled(self.settings) else CLI_HINT
         digest_id = self.store.queue_digest(
-            f"digest:{day.isoformat()}", compose_digest,
+            f"digest:{day.isoformat()}", lambda lines: compose_digest(lines, tail_hint=hint),
             lambda line: allowed(line, notify.allow_senders, notify.deny_senders),
         )
         if digest_id is not None:
@@ -229,6 +233,19 @@ class Jeeves:
         if not sender.policy.dry_run:
             self.queue_digest()
         return sender.run_once()
+
+    def poll_replies(self, *, on_step=None):
+        """Read the replies to Jeeves's texts from Twilio and apply each once (a ReplySummary).
+
+        Labels take effect at once; a help text is queued in the outbox and goes out with the
+        next send (``notify`` or the daemon's next pass). ``on_step`` is for crash tests.
+        """
+        from jeeves.notify.replies import ReplyPoller, replies_available
+
+        if not replies_available(self.settings):  # before opening anything: a config error, said plainly
+            raise ConfigError("reading SMS replies needs Twilio: twilio.account_sid, twilio.auth_token, "
+                              "twilio.from_number and notify.to")
+        return ReplyPoller(self.store, self.settings, self.notifier, on_step=on_step).poll()
 
     def classify_and_notify(self, *, dry_run: bool = False, stop: threading.Event | None = None):
         """Classify what is stored in steps of ``CLASSIFY_STEP`` messages, sending each step's
@@ -397,6 +414,9 @@ class Jeeves:
         counts = store.counts()
         model_info = self.model_summary()
         live = self.live_quality()
+        from jeeves.storage.replies import reply_counts
+
+        replies, opt = reply_counts(store)
         from jeeves.notify.outbox import outbox_problems
 
         return {
@@ -413,6 +433,7 @@ class Jeeves:
             "labelled": counts.labels,
             "outbox": counts.outbox,
             "digest_waiting": store.digest_waiting(),
+            "sms_replies": {**replies, "opted_out": opt == "STOP"},
             "live_quality": {"days": live.days, "alerts": live.alerts, "judged": live.judged, "confirmed": live.confirmed,
                              "precision": live.precision},
             "accounts": [

@@ -9,6 +9,12 @@ bodies with ``code``/``message``/``more_info``/``status``. Failures are programm
 
 Like the real service, a message is ``queued`` with an empty ``date_sent`` until it has been
 sent (``sent_lag`` seconds, 0 by default): reconciliation must find queued messages too.
+
+Inbound texts (a person replying) are added with ``add_inbound``: listed like Twilio lists them
+(``direction`` ``inbound``, status ``received``, ``date_sent`` set, filterable by ``To``,
+``From`` and ``DateSent>``). An inbound opt-out keyword (STOP, …) makes every later text from
+that Twilio number to the person fail with error 21610 until an opt-in keyword (START, …), as
+Twilio's default opt-out handling does.
 """
 
 from __future__ import annotations
@@ -43,6 +49,11 @@ ERROR_MESSAGES = {
 }
 
 
+#: Twilio's default opt-out and opt-in keywords (the whole message, any case).
+OPT_OUT_KEYWORDS = frozenset({"stop", "stopall", "stop all", "unsubscribe", "cancel", "end", "quit", "revoke", "optout"})
+OPT_IN_KEYWORDS = frozenset({"start", "yes", "unstop"})
+
+
 @dataclass
 class Failure:
     """One programmed failure: answer ``status``/``code`` (after recording the message when
@@ -67,6 +78,7 @@ class Sms:
     body: str
     date_created: datetime
     sent_lag: float
+    direction: str = "outbound-api"
 
     def date_sent(self, now: datetime) -> datetime | None:
         sent = self.date_created + timedelta(seconds=self.sent_lag)
@@ -82,7 +94,7 @@ class Sms:
             "date_created": format_datetime(self.date_created),
             "date_sent": format_datetime(sent) if sent else None,
             "date_updated": format_datetime(sent or self.date_created),
-            "direction": "outbound-api",
+            "direction": self.direction,
             "error_code": None,
             "error_message": None,
             "from": self.from_,
@@ -92,7 +104,7 @@ class Sms:
             "price": None,
             "price_unit": "USD",
             "sid": self.sid,
-            "status": "sent" if sent else "queued",
+            "status": "received" if self.direction == "inbound" else ("sent" if sent else "queued"),
             "subresource_uris": {"media": f"{base}/Messages/{self.sid}/Media.json"},
             "to": self.to,
             "uri": f"{base}/Messages/{self.sid}.json",
@@ -112,6 +124,8 @@ class FakeTwilio:
 
     def __post_init__(self) -> None:
         self.messages: list[Sms] = []
+        #: (Twilio number, person) pairs the person opted out of with STOP.
+        self.opted_out: set[tuple[str, str]] = set()
         self.requests: list[tuple[str, str]] = []
         self._failures: deque[Failure] = deque()
         self._lock = threading.Lock()
@@ -148,6 +162,7 @@ class FakeTwilio:
     def reset(self) -> None:
         with self._lock:
             self.messages.clear()
+            self.opted_out.clear()
             self.requests.clear()
             self._failures.clear()
         self.latency = (0.0, 0.0)
@@ -161,6 +176,33 @@ class FakeTwilio:
             for _ in range(times):
                 self._failures.append(Failure(status, code, after_accepting, delay, method.upper(), succeed_after_delay))
 
+    def add_inbound(self, from_: str, to: str, body: str, *, date_sent: datetime | None = None,
+                    sid: str | None = None) -> Sms:
+        """A text ``from_`` a person ``to`` a Twilio number, received at ``date_sent`` (default now).
+
+        Twilio's default keywords act as they do there: an opt-out word blocks texts back to
+        ``from_`` (error 21610), an opt-in word lifts the block.
+        """
+        sms = Sms(
+            sid=sid or "SM" + secrets.token_hex(16),
+            account_sid=self.account_sid,
+            to=to,
+            from_=from_,
+            messaging_service_sid=None,
+            body=body,
+            date_created=(date_sent or self.clock()).astimezone(timezone.utc).replace(microsecond=0),
+            sent_lag=0.0,
+            direction="inbound",
+        )
+        keyword = " ".join(body.split()).lower()
+        with self._lock:
+            self.messages.append(sms)
+            if keyword in OPT_OUT_KEYWORDS:
+                self.opted_out.add((to, from_))
+            elif keyword in OPT_IN_KEYWORDS:
+                self.opted_out.discard((to, from_))
+        return sms
+
     # --- observation ------------------------------------------------------------------------
 
     def count(self, method: str = "POST", *, path_suffix: str = "/Messages.json") -> int:
@@ -168,12 +210,14 @@ class FakeTwilio:
             return sum(1 for m, p in self.requests if m == method and p.endswith(path_suffix))
 
     def sms_to(self, to: str) -> list[Sms]:
+        """Texts sent to ``to`` through the API (inbound texts are not counted)."""
         with self._lock:
-            return [m for m in self.messages if m.to == to]
+            return [m for m in self.messages if m.to == to and m.direction != "inbound"]
 
     def bodies(self) -> list[str]:
+        """Bodies of the texts sent through the API (inbound texts are not counted)."""
         with self._lock:
-            return [m.body for m in self.messages]
+            return [m.body for m in self.messages if m.direction != "inbound"]
 
     # --- request handling (called from handler threads) -------------------------------------
 
@@ -321,6 +365,9 @@ class _Handler(BaseHTTPRequestHandler):
         to = form["To"]
         if not to.startswith("+") or not to[1:].isdigit() or not 8 <= len(to) <= 16:
             self._reply(400, _error_body(400, 21211, f"The 'To' number {to} is not a valid phone number."))
+            return
+        if (form.get("From"), to) in fake.opted_out:
+            self._reply(400, _error_body(400, 21610))
             return
         sms = fake._accept(account_sid, form)
         self._reply(201, sms.to_json(fake.clock(), f"/2010-04-01/Accounts/{account_sid}", just_created=True))

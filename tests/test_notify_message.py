@@ -45,6 +45,15 @@ def test_short_alert_has_everything():
     assert body == 'Alice Smith wants to meet (tomorrow 1pm), no place yet: "Lunch". #42 Wrong? jeeves label 42 0'
 
 
+def test_when_replies_are_read_the_hint_is_a_reply():
+    body = compose(message_pk=42, sender="Alice Smith <alice@example.com>", subject="Lunch", new_text="tomorrow at 1pm?",
+                   reply_hint=True)
+    assert body == 'Alice Smith wants to meet (tomorrow 1pm), no place yet: "Lunch". #42 Reply 0 if wrong'
+    long = compose(message_pk=987654, sender="Bartholomew Fitzgerald-Worthington III <b@example.com>",
+                   subject="Re: FW: Quarterly budget review – “final” numbers {draft} " * 3, reply_hint=True)
+    assert 0 < gsm7_length(long) <= SMS_LIMIT and long.endswith("#987654 Reply 0 if wrong")
+
+
 def test_long_subject_and_name_are_cut_but_id_and_hint_survive():
     body = compose(
         message_pk=987654,

@@ -46,10 +46,15 @@ def _item(line: DigestLine) -> str:
     return f"#{line.message_pk} {who}: {subject}"
 
 
-def compose_digest(lines: list[DigestLine], *, limit: int = DIGEST_LIMIT) -> tuple[str, list[DigestLine]]:
+#: How the user says an entry does need a place: by reply when Jeeves reads replies, else the CLI.
+CLI_HINT = " Needs a place? jeeves label ID 1"
+REPLY_HINT = " Needs a place? Reply 1 #ID"
+
+
+def compose_digest(lines: list[DigestLine], *, limit: int = DIGEST_LIMIT,
+                   tail_hint: str = CLI_HINT) -> tuple[str, list[DigestLine]]:
     """The digest text and the lines it lists (as many as fit in ``limit`` septets, oldest first)."""
     head = DIGEST_HEAD
-    tail_hint = " Needs a place? jeeves label ID 1"
     listed: list[DigestLine] = []
     items: list[str] = []
     for line in lines:

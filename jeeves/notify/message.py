@@ -132,7 +132,8 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def compose(*, message_pk: int, sender: str, subject: str, new_text: str = "", sender_address: str = "",
-            limit: int = SMS_LIMIT, command: str = "jeeves", places: Sequence[str] = ()) -> str:
+            limit: int = SMS_LIMIT, command: str = "jeeves", places: Sequence[str] = (),
+            reply_hint: bool = False) -> str:
     """The alert for one message, at most ``limit`` GSM-7 septets whenever that is possible.
 
     The id and the correction hint are never cut (they are how the user acts on the alert);
@@ -141,12 +142,16 @@ def compose(*, message_pk: int, sender: str, subject: str, new_text: str = "", s
     so the hint works when typed as printed. ``places`` (best first, ``jeeves.place_suggestions``)
     become "Suggest: A or B."; they give way before the subject is cut below a readable length,
     the second first, so a suggestion never costs a second segment.
+    With ``reply_hint`` (Jeeves reads replies to its texts, ``jeeves.notify.replies``) the hint
+    is the shorter "Reply 0 if wrong" instead.
     """
     who = to_gsm7(sender_name(sender, sender_address))
     when = proposed_time(new_text)
     subj = to_gsm7(" ".join((subject or "").split())) or "(no subject)"
     when_part = f" ({when})" if when else ""
     tail = f" #{message_pk} Wrong? {to_gsm7(command)} label {message_pk} 0"
+    if reply_hint:
+        tail = f" #{message_pk} Reply 0 if wrong"
 
     def render(w: str, s: str, wp: str) -> str:
         return f"{w} wants to meet{wp}, no place yet: \"{s}\".{tail}"
@@ -157,7 +162,8 @@ def compose(*, message_pk: int, sender: str, subject: str, new_text: str = "", s
     for count in range(min(len(places), 2), 0, -1):
         suggestion = " Suggest: " + " or ".join(to_gsm7(" ".join(p.split())) for p in places[:count]) + "."
         fitted = compose(message_pk=message_pk, sender=sender, subject=subject, new_text=new_text,
-                         sender_address=sender_address, limit=limit - gsm7_length(suggestion), command=command)
+                         sender_address=sender_address, limit=limit - gsm7_length(suggestion), command=command,
+                         reply_hint=reply_hint)
         if fitted.endswith(tail) and gsm7_length(fitted) + gsm7_length(suggestion) <= limit and _readable(fitted, subj):
             return fitted[: -len(tail)] + suggestion + tail
     if gsm7_length(text) <= limit:

@@ -50,6 +50,7 @@ from jeeves.errors import (
 from jeeves.notify.base import Notifier, SendResult
 from jeeves.notify.message import compose
 from jeeves.notify.policy import Candidate, History, Policy, decide
+from jeeves.notify.replies import replies_polled
 from jeeves.place_suggestions import alert_places
 from jeeves.storage import OutboxProblem, OutboxStatus, Store
 from jeeves.storage.records import DueRow, Hold, Outcome, SendHistory, StartSend, Suppress
@@ -74,6 +75,8 @@ class SenderSettings:
     #: What an alert may suggest (``[places]``), and the user's own addresses (mail they sent).
     places: PlacesSettings = field(default_factory=PlacesSettings)
     user_addresses: tuple[str, ...] = ()
+    #: Jeeves reads replies to its texts (``jeeves.notify.replies``): alerts say "Reply 0 if wrong".
+    reply_hint: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings, *, dry_run: bool = False) -> "SenderSettings":
@@ -81,7 +84,8 @@ class SenderSettings:
         policy = Policy.from_settings(settings.notify, dry_run=dry_run)
         return cls(policy=policy, recipient=settings.notify.to, max_attempts=settings.notify.max_attempts,
                    command=settings.cli_command, send_timeout=settings.twilio.timeout,
-                   places=settings.places, user_addresses=tuple(settings.user_addresses))
+                   places=settings.places, user_addresses=tuple(settings.user_addresses),
+                   reply_hint=replies_polled(settings))
 
 
 @dataclass
@@ -156,6 +160,8 @@ class OutboxSender:
         self.max_attempts = settings.max_attempts
         self.command = settings.command
         self.recipient = settings.recipient or ("console" if notifier.channel == "console" else None)
+        # Replies are read only from Twilio: the console's alerts keep the command to type.
+        self.reply_hint = settings.reply_hint and notifier.channel == "twilio"
         if not self.recipient:
             raise ConfigError("notify.to (the phone number that receives alerts) is not set")
         self._clock = clock
@@ -278,7 +284,7 @@ class OutboxSender:
         return compose(
             message_pk=row.message_pk, sender=row.sender, sender_address=row.sender_address,
             subject=row.subject, new_text=row.new_text, command=self.command,
-            places=alert_places(self._store, self._places, self._user_addresses, row),
+            places=alert_places(self._store, self._places, self._user_addresses, row), reply_hint=self.reply_hint,
         )
 
     # --- sending ----------------------------------------------------------------------------

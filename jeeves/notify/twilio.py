@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import requests
@@ -97,6 +98,40 @@ class TwilioNotifier:
         except requests.RequestException as exc:
             raise classify_transport_error(exc) from None
         return found
+
+    def received(self, since: datetime, *, limit: int = 1000) -> list["InboundSms"]:
+        """Inbound texts to Jeeves's own number (``from_number``) since ``since``, newest first.
+
+        Twilio documents ``DateSent>`` at day granularity, so the list may reach further back
+        than asked; callers dedupe by SID. Errors propagate as send errors (the poll is retried).
+        """
+        if not self._from:
+            raise ConfigError("reading SMS replies needs twilio.from_number (the number people reply to)")
+        try:
+            listed = self._client.messages.list(to=self._from, date_sent_after=since.astimezone(timezone.utc),
+                                                limit=limit, page_size=min(limit, 100))
+        except TwilioException as exc:
+            raise classify_twilio_exception(exc) from None
+        except requests.RequestException as exc:
+            raise classify_transport_error(exc) from None
+        return [
+            InboundSms(sid=m.sid, sender=m.from_ or "", to=m.to or "", body=m.body or "", status=str(m.status or ""),
+                       date_sent=m.date_sent or m.date_created)
+            for m in listed
+            if str(m.direction) == "inbound"
+        ]
+
+
+@dataclass(frozen=True)
+class InboundSms:
+    """One text someone sent to Jeeves's number, as Twilio lists it."""
+
+    sid: str
+    sender: str
+    to: str
+    body: str
+    status: str
+    date_sent: datetime | None
 
 
 def _match(messages, wanted: str, since: datetime, *, use_created: bool) -> SendResult | None:

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from sqlalchemy import func, select
 
-from jeeves.storage.schema import Label, OutboxEntry, Prediction, StoredMessage
+from jeeves.storage.schema import Label, OutboxEntry, OutboxKind, OutboxStatus, Prediction, StoredMessage
 from jeeves.storage.store import Store
 
 
@@ -63,7 +63,7 @@ def recent_alerts(store: Store, sources: Sequence[str], *, limit: int = 30) -> l
             .outerjoin(Prediction, Prediction.id == OutboxEntry.prediction_id)
             .outerjoin(newest, newest.c.message_pk == OutboxEntry.message_pk)
             .outerjoin(Label, Label.id == newest.c.label_id)
-            .where(OutboxEntry.kind == "alert")
+            .where(OutboxEntry.kind == OutboxKind.ALERT)
             .order_by(OutboxEntry.id.desc())
             .limit(limit)
         ).all()
@@ -86,7 +86,7 @@ def sent_alert_verdicts(store: Store, sources: Sequence[str], *, since: datetime
             select(OutboxEntry.sent_at, Label.value)
             .outerjoin(newest, newest.c.message_pk == OutboxEntry.message_pk)
             .outerjoin(Label, Label.id == newest.c.label_id)
-            .where(OutboxEntry.kind == "alert", OutboxEntry.status == "sent", OutboxEntry.sent_at >= since)
+            .where(OutboxEntry.kind == OutboxKind.ALERT, OutboxEntry.status == OutboxStatus.SENT, OutboxEntry.sent_at >= since)
             .order_by(OutboxEntry.sent_at)
         ).all()
         return [(_utc(sent_at), value) for sent_at, value in rows]

@@ -58,10 +58,12 @@ class OutboxStatus(StrEnum):
 
 
 class OutboxKind(StrEnum):
-    """What an outbox row texts: one message, or the day's digest of unsure ones."""
+    """What an outbox row texts: one message, the day's digest of unsure ones, or the one help
+    text that answers a reply Jeeves could not read (``jeeves.notify.replies``)."""
 
     ALERT = "alert"
     DIGEST = "digest"
+    HELP = "help"
 
 
 def _one_of(column: str, values: type[StrEnum]) -> str:

@@ -24,7 +24,7 @@ branch_labels = None
 depends_on = None
 
 STATUS_CHECK = "status IN ('pending', 'sending', 'sent', 'failed', 'in_doubt', 'suppressed', 'dry_run')"
-KIND_CHECK = "kind IN ('alert', 'digest')"
+KIND_CHECK = "kind IN ('alert', 'digest', 'help')"
 
 
 def upgrade() -> None:

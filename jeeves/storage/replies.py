@@ -1,0 +1,235 @@
+"""SMS replies: each one applied exactly once, remembered by its Twilio SID.
+
+A reply ("0", "#7 0", "STOP", anything) is read from Twilio's Messages list, possibly many
+times (every poll re-lists a safety overlap; several daemons may poll one PostgreSQL). What
+keeps it applied once is ``sms_replies.sid``: unique, and inserted (``ON CONFLICT DO NOTHING``)
+in the *same transaction* as what the reply does — the label it records, or the help text it
+queues in the outbox. So a crash before the commit leaves neither (the next poll applies the
+reply), a crash after it leaves both (the next poll finds the SID and does nothing), and two
+pollers racing on one reply see exactly one insert succeed.
+
+On PostgreSQL the transaction also takes an advisory lock, which makes "at most one help text
+a day" exact across daemons; SQLite has one writer at a time anyway.
+
+Only facts are kept: the SID, when it was received, a masked number, and what it did. The text
+of a reply is never stored (from a stranger, it is not even logged).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from sqlalchemy import DateTime, ForeignKey, Integer, String, func, select, text, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from jeeves.clock import utc_now
+from jeeves.storage.schema import Base, DigestEntry, Label, OutboxEntry, OutboxKind, OutboxStatus
+
+#: Serialises reply handling across daemons sharing one PostgreSQL database.
+_ADVISORY_KEY = 7271015
+
+#: What a recorded reply did (``sms_replies.outcome``).
+LABELLED, KEYWORD, HELP_QUEUED, UNCLEAR, STRANGER = "labelled", "keyword", "help", "unclear", "stranger"
+
+
+class SmsReply(Base):
+    """One inbound SMS Jeeves has handled; its SID is the exactly-once guard."""
+
+    __tablename__ = "sms_replies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Twilio's message SID (``SM…``): unique, so a reply is applied once however often it is listed.
+    sid: Mapped[str] = mapped_column(String(64), unique=True)
+    #: When Twilio received it (its ``date_sent``): the polling watermark is the newest of these.
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    #: The sender, masked ("***4567"): enough to tell numbers apart in ``jeeves status``, not to dial.
+    sender: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[str] = mapped_column(String(20))
+    #: For keywords: which one (STOP, START, HELP); for unclear replies: why.
+    detail: Mapped[str | None] = mapped_column(String(100))
+    message_pk: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    value: Mapped[int | None] = mapped_column(Integer)
+    label_id: Mapped[int | None] = mapped_column(ForeignKey("labels.id", ondelete="SET NULL"))
+    #: The help text queued in answer (an ``outbox`` row of kind ``help``), if any.
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+@dataclass(frozen=True)
+class ReceivedReply:
+    """An inbound SMS as listed by Twilio (the body is only read, never stored)."""
+
+    sid: str
+    sender: str
+    received_at: datetime
+    body: str
+
+
+@dataclass(frozen=True)
+class ReplyIntent:
+    """What a reply asks for, as ``jeeves.notify.replies.parse_reply`` reads it.
+
+    ``kind``: ``label`` (``value``, and ``message_pk`` when it names one), ``keyword``
+    (``keyword``: Twilio's STOP/START/HELP, never a label), ``stranger`` (not the user's
+    number) or ``unclear``.
+    """
+
+    kind: str
+    value: int | None = None
+    message_pk: int | None = None
+    keyword: str | None = None
+
+
+@dataclass(frozen=True)
+class AppliedReply:
+    """What applying one reply did."""
+
+    sid: str
+    outcome: str
+    message_pk: int | None = None
+    value: int | None = None
+    outbox_id: int | None = None
+    detail: str | None = None
+
+
+def reply_watermark(store) -> datetime | None:
+    """When the newest reply handled so far was received (None before the first)."""
+    with store.session() as s:
+        return _aware(s.scalar(select(func.max(SmsReply.received_at))))
+
+
+def first_text_at(store, recipient: str) -> datetime | None:
+    """When Jeeves first texted ``recipient`` (alert or digest): no reply can be older."""
+    with store.session() as s:
+        return _aware(s.scalar(
+            select(func.min(OutboxEntry.sent_at)).where(OutboxEntry.recipient == recipient, OutboxEntry.status == OutboxStatus.SENT,
+                                                        OutboxEntry.kind.in_((OutboxKind.ALERT, OutboxKind.DIGEST)))
+        ))
+
+
+def apply_reply(
+    store,
+    reply: ReceivedReply,
+    intent: ReplyIntent,
+    *,
+    masked_sender: str,
+    help_body: str,
+    help_every: timedelta,
+    now: datetime,
+    on_step: Callable[[str, str], None] | None = None,
+) -> AppliedReply | None:
+    """Apply ``reply`` once: record its SID and do what ``intent`` asks, in one transaction.
+
+    Returns None when the SID was already recorded (by an earlier poll or another daemon).
+    A label needs an alert to apply to: the one ``intent`` names (any message Jeeves texted
+    about, in an alert or a sent digest), else the newest text sent to the sender before the
+    reply — which must be an alert, since a bare "0" after a digest does not say which entry.
+    Anything that cannot be applied gets the help text, at most once per ``help_every`` and
+    only while the reply is fresh (an old reply read late is answered by nobody).
+    """
+    with store.session() as s:
+        if store.dialect == "postgresql":
+            s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_KEY})
+        reply_id = s.execute(
+            store.insert(SmsReply)
+            .values(sid=reply.sid, received_at=reply.received_at, sender=masked_sender, outcome=UNCLEAR, created_at=now)
+            .on_conflict_do_nothing(index_elements=["sid"])
+            .returning(SmsReply.id)
+        ).scalar()
+        if reply_id is None:
+            return None
+        result = _apply(s, store, reply, intent, help_body=help_body, help_every=help_every, now=now)
+        s.execute(
+            update(SmsReply).where(SmsReply.id == reply_id).values(
+                outcome=result.outcome, detail=result.detail, message_pk=result.message_pk, value=result.value,
+                label_id=result.label_id, outbox_id=result.outbox_id,
+            )
+        )
+        if on_step is not None:
+            on_step("record-uncommitted", reply.sid)
+    return AppliedReply(reply.sid, result.outcome, result.message_pk, result.value, result.outbox_id, result.detail)
+
+
+@dataclass
+class _Result:
+    outcome: str
+    detail: str | None = None
+    message_pk: int | None = None
+    value: int | None = None
+    label_id: int | None = None
+    outbox_id: int | None = None
+
+
+def _apply(s: Session, store, reply: ReceivedReply, intent: ReplyIntent, *, help_body: str, help_every: timedelta,
+           now: datetime) -> _Result:
+    if intent.kind == "stranger":
+        return _Result(STRANGER)
+    if intent.kind == "keyword":
+        return _Result(KEYWORD, detail=intent.keyword)
+    why = "not understood"
+    if intent.kind == "label":
+        target, why = _target(s, reply, intent.message_pk)
+        if target is not None:
+            label = Label(message_pk=target, value=intent.value, source="sms", created_at=now)
+            s.add(label)
+            s.flush()
+            return _Result(LABELLED, message_pk=target, value=intent.value, label_id=label.id)
+    if reply.received_at < now - help_every:
+        return _Result(UNCLEAR, detail=f"{why}; too old to answer")
+    recent_help = s.scalar(
+        select(OutboxEntry.id).where(OutboxEntry.kind == OutboxKind.HELP, OutboxEntry.created_at >= now - help_every).limit(1)
+    )
+    if recent_help is not None:
+        return _Result(UNCLEAR, detail=f"{why}; help already sent")
+    outbox_id = s.execute(
+        store.insert(OutboxEntry)
+        .values(dedupe_key=f"help:{reply.sid}", kind=OutboxKind.HELP, message_pk=None, conversation_key="", status=OutboxStatus.PENDING,
+                body=help_body, created_at=now)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(OutboxEntry.id)
+    ).scalar()
+    return _Result(HELP_QUEUED, detail=why, outbox_id=outbox_id)
+
+
+def _target(s: Session, reply: ReceivedReply, named: int | None) -> tuple[int | None, str]:
+    """The message a label reply applies to, or None and why not."""
+    if named is not None:
+        alerted = s.scalar(select(OutboxEntry.id).where(OutboxEntry.message_pk == named, OutboxEntry.kind == OutboxKind.ALERT).limit(1))
+        listed = s.scalar(
+            select(DigestEntry.id).where(DigestEntry.message_pk == named, DigestEntry.outbox_id.is_not(None)).limit(1)
+        )
+        if alerted is None and listed is None:
+            return None, f"#{named} was never texted"
+        return named, ""
+    newest = s.execute(
+        select(OutboxEntry.kind, OutboxEntry.message_pk)
+        .where(OutboxEntry.recipient == reply.sender, OutboxEntry.status == OutboxStatus.SENT,
+               OutboxEntry.kind.in_((OutboxKind.ALERT, OutboxKind.DIGEST)), OutboxEntry.sent_at <= reply.received_at)
+        .order_by(OutboxEntry.sent_at.desc(), OutboxEntry.id.desc())
+        .limit(1)
+    ).first()
+    if newest is None:
+        return None, "no text before it"
+    if newest.kind != OutboxKind.ALERT:
+        return None, "answers a digest without naming an entry"
+    return newest.message_pk, ""
+
+
+def reply_counts(store) -> tuple[dict[str, int], str | None]:
+    """Replies handled per outcome, and the newest opt keyword (``STOP`` means Twilio refuses
+    every text until ``START``), for ``jeeves status``."""
+    with store.session() as s:
+        counts = dict(s.execute(select(SmsReply.outcome, func.count()).group_by(SmsReply.outcome)).all())
+        keyword = s.scalar(
+            select(SmsReply.detail).where(SmsReply.outcome == KEYWORD, SmsReply.detail.in_(("STOP", "START")))
+            .order_by(SmsReply.received_at.desc(), SmsReply.id.desc()).limit(1)
+        )
+    return counts, keyword
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
