@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from jeeves.notify.conversations import conversation_key
 from jeeves.parsing import parse_email

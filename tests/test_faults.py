@@ -32,7 +32,6 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -47,7 +46,7 @@ from jeeves.sources.imap import IMAPSource
 from jeeves.storage import NewMessage, Store
 from jeeves.storage.schema import Folder, MessageLocation, OutboxEntry, Prediction, StoredMessage
 from tests.fixtures_twilio import TEST_TO
-from tests.test_daemon import REPO, _config, _expected_positive_keys, _start, _wait_for
+from tests.daemon_helpers import REPO, _config, _expected_positive_keys, _start, _wait_for
 
 log = logging.getLogger("jeeves.faults")
 

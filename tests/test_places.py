@@ -22,7 +22,7 @@ from jeeves.places import SUGGEST_CONFIDENCE, extract_places
 from jeeves.service import Jeeves
 from jeeves.storage import NewMessage, PredictionInput, Store
 from jeeves.storage.places import exchanged_with
-from jeeves.storage.schema import OutboxEntry, StoredMessage
+from jeeves.storage.schema import OutboxEntry
 from tests.fixtures_twilio import TEST_TO, notify_settings_for
 
 ME = "me@example.com"

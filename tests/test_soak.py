@@ -21,7 +21,7 @@ from sqlalchemy import select
 from jeeves.storage import Store
 from jeeves.storage.schema import OutboxEntry, Prediction, StoredMessage
 from tests.fixtures_twilio import TEST_TO
-from tests.test_daemon import _config, _start, _wait_for
+from tests.daemon_helpers import _config, _start, _wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 SOAK_SECONDS = float(os.environ.get("JEEVES_SOAK_SECONDS", "60"))

@@ -11,7 +11,7 @@ from typing import Sequence
 
 from markupsafe import Markup, escape
 
-from jeeves.service import DayAlerts
+from jeeves.reporting import DayAlerts
 
 WIDTH, HEIGHT, AXIS = 640, 140, 18
 COLOURS = {"wrong": "#c0392b", "right": "#27ae60", "unjudged": "#b8bec6"}

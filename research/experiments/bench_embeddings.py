@@ -8,8 +8,8 @@
    plus N unlabelled messages, and one round of self-training (confident pseudo-labels added
    to the training fold only).
 
-    .venv/bin/python bench/bench_embeddings.py                 # embeddings + latency (needs the extra)
-    .venv/bin/python bench/bench_embeddings.py --unlabeled 6000 # + unlabelled-data experiment
+    .venv/bin/python research/experiments/bench_embeddings.py                 # embeddings + latency (needs the extra)
+    .venv/bin/python research/experiments/bench_embeddings.py --unlabeled 6000 # + unlabelled-data experiment
 
 Embeddings are pre-trained and unsupervised, so they are computed once for all messages;
 everything fitted on labels (scalers, classifiers, C, thresholds) is fitted inside training
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from joblib import Parallel, delayed  # noqa: E402

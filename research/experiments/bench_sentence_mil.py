@@ -1,7 +1,7 @@
 """Sentence-level (multiple-instance) request scorer as an extra feature block: measured on the report's folds.
 
-    .venv/bin/python bench/bench_sentence_mil.py            # full run (~15-25 min on 2 loaded cores)
-    .venv/bin/python bench/bench_sentence_mil.py --limit 600 # smoke test
+    .venv/bin/python research/experiments/bench_sentence_mil.py            # full run (~15-25 min on 2 loaded cores)
+    .venv/bin/python research/experiments/bench_sentence_mil.py --limit 600 # smoke test
 
 Idea: the label hangs on one sentence ("the plan is to coordinate a meeting … face to face") that a
 message-level bag of words dilutes in 2–3 kB of business text. A logistic regression over *sentences*
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from joblib import Parallel, delayed  # noqa: E402
