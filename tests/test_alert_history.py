@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from jeeves.config import NotifySettings, Settings
 from jeeves.notify import ConsoleNotifier
-from jeeves.notify.outbox import OutboxSender
+from jeeves.notify.outbox import OutboxSender, SenderSettings
 from jeeves.service import Jeeves
 from jeeves.storage import Store
 from tests.fixtures_twilio import FakeClock, outbox_rows, seed_positives
@@ -20,7 +20,7 @@ NOW = datetime(2026, 3, 12, 3, 0, tzinfo=timezone.utc)
 
 
 def _send_all(store: Store, settings: Settings, clock: FakeClock) -> None:
-    OutboxSender(store, settings, ConsoleNotifier(io.StringIO()), worker_id="w1", clock=clock).run_once()
+    OutboxSender(store, SenderSettings.from_settings(settings), ConsoleNotifier(io.StringIO()), worker_id="w1", clock=clock).run_once()
 
 
 def test_alerts_per_local_day_and_their_verdicts(db_url, corpus_raw_messages):

@@ -195,9 +195,9 @@ def test_the_alert_suggests_where_they_met_through_the_twilio_api(tmp_path, twil
     assert (report.stored, report.classify.queued, report.notify.sent) == (1, 1, 1)
     request_pk = app.store.get_message("<r2@example.com>").id
     (body,) = twilio_server.bodies()
-    # The second place gives way: both would not fit one segment with the subject readable.
-    assert body.startswith(f'Sally Beck wants to meet (Tue), no place yet: "Storage numbers". '
-                           f"Suggest: Ninfa's (met there 2 times). #{request_pk} ")
+    # With replies read, the hint is short enough for both places within one segment.
+    assert body == (f'Sally Beck wants to meet (Tue), no place yet: "Storage numbers". '
+                    f"Suggest: Ninfa's (met there 2 times) or your office (met there once). #{request_pk} Reply 0 if wrong")
     assert len(body) <= 160 and twilio_server.sms_to(TEST_TO)
     with app.store.session() as s:
         assert s.scalar(select(OutboxEntry.body).where(OutboxEntry.message_pk == request_pk)) == body
