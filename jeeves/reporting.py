@@ -66,7 +66,7 @@ class Reporting:
     def recent_alerts(self, limit: int = 30):
         """The newest alerts with their outbox state, score and the user's verdict, newest first."""
         from jeeves.quality import USER_SOURCES
-        from jeeves.storage.alerts import recent_alerts
+        from jeeves.storage.outbox.alerts import recent_alerts
 
         return recent_alerts(self.store, USER_SOURCES, limit=limit)
 
@@ -76,7 +76,7 @@ class Reporting:
         from zoneinfo import ZoneInfo
 
         from jeeves.quality import USER_SOURCES
-        from jeeves.storage.alerts import sent_alert_verdicts
+        from jeeves.storage.outbox.alerts import sent_alert_verdicts
 
         zone = ZoneInfo(self.settings.notify.timezone)
         today = (now or datetime.now(timezone.utc)).astimezone(zone).date()

@@ -1,6 +1,6 @@
 """What the review page reads: recent alerts with the user's verdicts, and texts per local day.
 
-On both SQLite and PostgreSQL (``jeeves.storage.alerts``), through the library API.
+On both SQLite and PostgreSQL (``jeeves.storage.outbox.alerts``), through the library API.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ that transaction, through ``Store.record_predictions(..., conversation_of=conver
 
 from __future__ import annotations
 
-from jeeves.storage.conversations import ConversationFacts, ConversationLookup
+from jeeves.storage.outbox.conversations import ConversationFacts, ConversationLookup
 
 #: Alerted messages with the same subject examined for a shared participant (rule 2).
 SUBJECT_CANDIDATES = 50

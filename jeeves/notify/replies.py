@@ -37,9 +37,9 @@ from jeeves.storage.replies import (
     ReceivedReply,
     ReplyIntent,
     apply_reply,
-    first_text_at,
     reply_watermark,
 )
+from jeeves.storage.outbox.replies import first_text_at
 
 log = logging.getLogger(__name__)
 

@@ -18,14 +18,15 @@ of a reply is never stored (from a stranger, it is not even logged).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Callable
 
 from sqlalchemy import DateTime, ForeignKey, Integer, String, func, select, text, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from jeeves.clock import utc_now
-from jeeves.storage.schema import Base, DigestEntry, Label, OutboxEntry, OutboxKind, OutboxStatus
+from jeeves.clock import as_utc, utc_now
+from jeeves.storage.outbox import replies as outbox
+from jeeves.storage.schema import Base, Label, OutboxKind
 
 #: Serialises reply handling across daemons sharing one PostgreSQL database.
 _ADVISORY_KEY = 7271015
@@ -97,16 +98,7 @@ class AppliedReply:
 def reply_watermark(store) -> datetime | None:
     """When the newest reply handled so far was received (None before the first)."""
     with store.session() as s:
-        return _aware(s.scalar(select(func.max(SmsReply.received_at))))
-
-
-def first_text_at(store, recipient: str) -> datetime | None:
-    """When Jeeves first texted ``recipient`` (alert or digest): no reply can be older."""
-    with store.session() as s:
-        return _aware(s.scalar(
-            select(func.min(OutboxEntry.sent_at)).where(OutboxEntry.recipient == recipient, OutboxEntry.status == OutboxStatus.SENT,
-                                                        OutboxEntry.kind.in_((OutboxKind.ALERT, OutboxKind.DIGEST)))
-        ))
+        return as_utc(s.scalar(select(func.max(SmsReply.received_at))))
 
 
 def apply_reply(
@@ -178,38 +170,19 @@ def _apply(s: Session, store, reply: ReceivedReply, intent: ReplyIntent, *, help
             return _Result(LABELLED, message_pk=target, value=intent.value, label_id=label.id)
     if reply.received_at < now - help_every:
         return _Result(UNCLEAR, detail=f"{why}; too old to answer")
-    recent_help = s.scalar(
-        select(OutboxEntry.id).where(OutboxEntry.kind == OutboxKind.HELP, OutboxEntry.created_at >= now - help_every).limit(1)
-    )
-    if recent_help is not None:
+    if outbox.help_queued_since(s, now - help_every):
         return _Result(UNCLEAR, detail=f"{why}; help already sent")
-    outbox_id = s.execute(
-        store.insert(OutboxEntry)
-        .values(dedupe_key=f"help:{reply.sid}", kind=OutboxKind.HELP, message_pk=None, conversation_key="", status=OutboxStatus.PENDING,
-                body=help_body, created_at=now)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(OutboxEntry.id)
-    ).scalar()
+    outbox_id = outbox.queue_help(s, store, dedupe_key=f"help:{reply.sid}", body=help_body, now=now)
     return _Result(HELP_QUEUED, detail=why, outbox_id=outbox_id)
 
 
 def _target(s: Session, reply: ReceivedReply, named: int | None) -> tuple[int | None, str]:
     """The message a label reply applies to, or None and why not."""
     if named is not None:
-        alerted = s.scalar(select(OutboxEntry.id).where(OutboxEntry.message_pk == named, OutboxEntry.kind == OutboxKind.ALERT).limit(1))
-        listed = s.scalar(
-            select(DigestEntry.id).where(DigestEntry.message_pk == named, DigestEntry.outbox_id.is_not(None)).limit(1)
-        )
-        if alerted is None and listed is None:
+        if not outbox.was_texted_about(s, named):
             return None, f"#{named} was never texted"
         return named, ""
-    newest = s.execute(
-        select(OutboxEntry.kind, OutboxEntry.message_pk)
-        .where(OutboxEntry.recipient == reply.sender, OutboxEntry.status == OutboxStatus.SENT,
-               OutboxEntry.kind.in_((OutboxKind.ALERT, OutboxKind.DIGEST)), OutboxEntry.sent_at <= reply.received_at)
-        .order_by(OutboxEntry.sent_at.desc(), OutboxEntry.id.desc())
-        .limit(1)
-    ).first()
+    newest = outbox.newest_text_before(s, reply.sender, reply.received_at)
     if newest is None:
         return None, "no text before it"
     if newest.kind != OutboxKind.ALERT:
@@ -227,9 +200,3 @@ def reply_counts(store) -> tuple[dict[str, int], str | None]:
             .order_by(SmsReply.received_at.desc(), SmsReply.id.desc()).limit(1)
         )
     return counts, keyword
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value

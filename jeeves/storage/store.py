@@ -22,7 +22,7 @@ from sqlalchemy import func, select, update
 from jeeves.clock import as_utc, utc_now
 from jeeves.parsing import EmailDocument
 from jeeves.storage import leases, migrations
-from jeeves.storage.conversations import ConversationRule, conversation_refs, own_conversation
+from jeeves.storage.outbox.conversations import ConversationRule, conversation_refs, own_conversation
 from jeeves.storage.engine import Database
 from jeeves.storage.outbox import OutboxRepository
 from jeeves.storage.records import (

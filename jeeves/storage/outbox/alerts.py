@@ -8,13 +8,16 @@ replaces it, exactly as live precision counts it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Sequence
 
 from sqlalchemy import func, select
 
+from jeeves.clock import as_utc
 from jeeves.storage.schema import Label, OutboxEntry, OutboxKind, OutboxStatus, Prediction, StoredMessage
-from jeeves.storage.store import Store
+
+if TYPE_CHECKING:
+    from jeeves.storage.engine import Database
 
 
 @dataclass(frozen=True)
@@ -37,11 +40,6 @@ class AlertRecord:
     verdict_source: str | None
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; they were written in UTC.
-    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
-
-
 def _newest_verdicts(sources: Sequence[str]):
     """Subquery: the id of each message's newest label from ``sources``."""
     return (
@@ -52,7 +50,7 @@ def _newest_verdicts(sources: Sequence[str]):
     )
 
 
-def recent_alerts(store: Store, sources: Sequence[str], *, limit: int = 30) -> list[AlertRecord]:
+def recent_alerts(store: "Database", sources: Sequence[str], *, limit: int = 30) -> list[AlertRecord]:
     """The newest alerts (whatever their outbox state), newest first."""
     newest = _newest_verdicts(sources)
     with store.session() as s:
@@ -70,7 +68,7 @@ def recent_alerts(store: Store, sources: Sequence[str], *, limit: int = 30) -> l
         return [
             AlertRecord(
                 outbox_id=entry.id, message_pk=message.id, status=entry.status,
-                created_at=_utc(entry.created_at), sent_at=_utc(entry.sent_at),
+                created_at=as_utc(entry.created_at), sent_at=as_utc(entry.sent_at),
                 subject=message.subject, sender=message.sender, new_text=message.new_text,
                 score=score, threshold=threshold, model_version=version, verdict=value, verdict_source=source,
             )
@@ -78,7 +76,7 @@ def recent_alerts(store: Store, sources: Sequence[str], *, limit: int = 30) -> l
         ]
 
 
-def sent_alert_verdicts(store: Store, sources: Sequence[str], *, since: datetime) -> list[tuple[datetime, int | None]]:
+def sent_alert_verdicts(store: "Database", sources: Sequence[str], *, since: datetime) -> list[tuple[datetime, int | None]]:
     """(sent_at, verdict) of every alert texted since ``since``, oldest first."""
     newest = _newest_verdicts(sources)
     with store.session() as s:
@@ -89,4 +87,4 @@ def sent_alert_verdicts(store: Store, sources: Sequence[str], *, since: datetime
             .where(OutboxEntry.kind == OutboxKind.ALERT, OutboxEntry.status == OutboxStatus.SENT, OutboxEntry.sent_at >= since)
             .order_by(OutboxEntry.sent_at)
         ).all()
-        return [(_utc(sent_at), value) for sent_at, value in rows]
+        return [(as_utc(sent_at), value) for sent_at, value in rows]

@@ -1,4 +1,4 @@
-"""The outbox repository: every query on ``outbox`` and ``digest_entries`` lives here.
+"""The outbox repository: the send lifecycle of ``outbox`` and ``digest_entries`` rows.
 
 The sender (``jeeves.notify.outbox``) owns the state machine and the decisions; this module
 owns the SQL that makes each step one transaction and each transition a compare-and-set on
@@ -21,7 +21,7 @@ from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import load_only
 
 from jeeves.clock import as_utc, utc_now
-from jeeves.storage.conversations import ConversationLookup, ConversationRule, facts_of, own_conversation
+from jeeves.storage.outbox.conversations import ConversationLookup, ConversationRule, facts_of, own_conversation
 from jeeves.storage.records import (
     Claimed,
     DigestLine,
