@@ -279,7 +279,7 @@ def test_two_pollers_on_one_database_apply_each_reply_once(pg_url, twilio_server
 
 
 def test_sms_labels_reach_retraining(tmp_path, twilio_server, corpus_raw_messages):
-    from jeeves.retrain import gather_labels
+    from jeeves.model.retrain import gather_labels
 
     app = _app(f"sqlite:///{tmp_path / 'r.db'}", twilio_server)
     (pk, at), = _send_alerts(app, corpus_raw_messages, 1)
