@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from jeeves.places import KINDS, SUGGEST_CONFIDENCE, extract_places, place_key  # noqa: E402
+from jeeves.places.extract import KINDS, SUGGEST_CONFIDENCE, extract_places, place_key  # noqa: E402
 
 LABELS = Path(__file__).resolve().parent.parent / "data" / "places" / "labels.jsonl"
 

@@ -98,8 +98,8 @@ class Reporting:
 
     def places(self, correspondent: str | None = None) -> list:
         """Where the user met each correspondent (or one, by address), from stored mail between
-        them: a list of ``jeeves.place_suggestions.CorrespondentPlaces``."""
-        from jeeves.place_suggestions import learn_places
+        them: a list of ``jeeves.places.suggest.CorrespondentPlaces``."""
+        from jeeves.places.suggest import learn_places
         from jeeves.storage.places import all_exchanges, exchanged_with
 
         me = self.settings.user_addresses

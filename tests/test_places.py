@@ -16,9 +16,9 @@ from sqlalchemy import select
 from jeeves.cli import main
 from jeeves.config import MailboxSettings, PlacesSettings, Settings
 from jeeves.parsing import parse_email
-from jeeves.place_suggestions import alert_places, places_met, suggest
+from jeeves.places.suggest import alert_places, places_met, suggest
 from jeeves.storage.records import DueRow
-from jeeves.places import SUGGEST_CONFIDENCE, extract_places
+from jeeves.places.extract import SUGGEST_CONFIDENCE, extract_places
 from jeeves.service import Jeeves
 from jeeves.storage import NewMessage, PredictionInput, Store
 from jeeves.storage.places import exchanged_with

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from jeeves.parsing import parse_email
-from jeeves.places import sentence_spans
+from jeeves.places.extract import sentence_spans
 
 #: A meeting word before "at/in <Capital or digit>", a calendar field, a room code or a room.
 STRONG = re.compile(

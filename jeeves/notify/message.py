@@ -139,7 +139,7 @@ def compose(*, message_pk: int, sender: str, subject: str, new_text: str = "", s
     The id and the correction hint are never cut (they are how the user acts on the alert);
     the subject is shortened first, then the sender's name. ``command`` is how the user runs
     Jeeves against the same database (``jeeves -c PATH`` when it was started with --config),
-    so the hint works when typed as printed. ``places`` (best first, ``jeeves.place_suggestions``)
+    so the hint works when typed as printed. ``places`` (best first, ``jeeves.places.suggest``)
     become "Suggest: A or B."; they give way before the subject is cut below a readable length,
     the second first, so a suggestion never costs a second segment.
     With ``reply_hint`` (Jeeves reads replies to its texts, ``jeeves.notify.replies``) the hint

@@ -51,7 +51,7 @@ from jeeves.notify.base import Notifier, SendResult
 from jeeves.notify.message import compose
 from jeeves.notify.policy import Candidate, History, Policy, decide
 from jeeves.notify.replies import replies_polled
-from jeeves.place_suggestions import alert_places
+from jeeves.places.suggest import alert_places
 from jeeves.storage import OutboxProblem, OutboxStatus, Store
 from jeeves.storage.records import DueRow, Hold, Outcome, SendHistory, StartSend, Suppress
 

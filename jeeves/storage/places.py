@@ -1,6 +1,6 @@
 """The stored mail between the user and a correspondent, read for place suggestions.
 
-Places are extracted on demand (``jeeves.places``) rather than stored: the extractor is cheap
+Places are extracted on demand (``jeeves.places.extract``) rather than stored: the extractor is cheap
 (bench/bench_places.py), so an improved extractor applies to old mail at once, with no
 re-scan, no table to keep in step and nothing for a crash to leave half-written. This module
 only reads: messages *from* the correspondent, and the user's own messages *to* them (stored

@@ -1,6 +1,6 @@
 """Where the user met a correspondent before, and what an alert suggests: "Ninfa's (met there 3 times)".
 
-A place counts as "met there" when a confident mention (``jeeves.places``) settles it in the new
+A place counts as "met there" when a confident mention (``jeeves.places.extract``) settles it in the new
 text of mail between the two of them; each conversation counts once, however many replies
 repeat "see you at Ninfa's". Offices are turned to the reader's side: "my office" written by
 Sally is "Sally's office", written by the user it is "your office".
@@ -18,7 +18,7 @@ from datetime import datetime
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from jeeves.places import OFFICE, SUGGEST_CONFIDENCE, extract_places, place_key
+from jeeves.places.extract import OFFICE, SUGGEST_CONFIDENCE, extract_places, place_key
 from jeeves.storage.places import Exchanged
 
 if TYPE_CHECKING:
