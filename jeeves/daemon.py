@@ -32,7 +32,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from jeeves.config import Settings
-from jeeves.notify.outbox import mask_number
+from jeeves.logs import mask_number
 from jeeves.errors import DatabaseUnreachable, JeevesError, ModelError, StoreError
 from jeeves.service import Jeeves
 from jeeves.sources import SyncReport, guarded_sync

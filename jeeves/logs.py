@@ -14,6 +14,15 @@ from datetime import datetime, timezone
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
 
 
+def mask_number(number: str | None) -> str:
+    """A phone number as logs may show it: enough to tell numbers apart, not to dial."""
+    if not number:
+        return "-"
+    if number == "console":
+        return number
+    return "***" + number[-4:] if len(number) > 4 else "***"
+
+
 def _extras(record: logging.LogRecord) -> dict:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
 

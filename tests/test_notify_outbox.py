@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from sqlalchemy import update
 
 from jeeves.config import NotifySettings, Settings
-from jeeves.notify import ConsoleNotifier, OutboxSender, SenderSettings, make_notifier, outbox_problems
+from jeeves.notify import ConsoleNotifier, OutboxSender, SenderSettings, make_notifier
 from jeeves.notify.twilio import TwilioNotifier
 from jeeves.storage import Store
 from jeeves.storage.schema import OutboxEntry, StoredMessage
@@ -98,7 +98,7 @@ def test_permanent_errors_fail_at_once_with_the_reason(store, twilio_server, clo
     assert (row.status, row.error_code, row.attempts) == ("failed", str(code), 1)
     assert row.error_message and twilio_server.count() == 1
     assert store.counts().outbox == {"failed": 1}
-    [problem] = outbox_problems(store)
+    [problem] = store.outbox.problems()
     assert (problem.status, problem.error_code) == ("failed", str(code))
 
 

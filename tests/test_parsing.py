@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
-from jeeves.parsing import parse_email, split_quoted, thread_key
+from jeeves.bodytext import split_quoted
+from jeeves.parsing import parse_email, thread_key
 
 
 def _mime(body: str, *, subtype: str = "plain", charset: str = "utf-8", **headers) -> bytes:

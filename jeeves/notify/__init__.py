@@ -3,7 +3,7 @@
 The service builds one notifier with ``make_notifier(notify.channel, twilio)`` and one
 ``OutboxSender`` per process (``OutboxSender(store, SenderSettings.from_settings(settings),
 notifier, worker_id=default_worker_id())``), then calls ``sender.run_once()`` every pass; it
-reconciles interrupted sends first. ``outbox_problems(store)`` lists failed and in-doubt rows
+reconciles interrupted sends first. ``store.outbox.problems()`` lists failed and in-doubt rows
 for ``jeeves status``.
 """
 
@@ -16,7 +16,7 @@ from jeeves.errors import AmbiguousSendError, PermanentSendError, ReconcileUnava
 from jeeves.notify.base import Notifier, SendResult
 from jeeves.notify.console import ConsoleNotifier
 from jeeves.notify.message import compose, gsm7_length, proposed_time, to_gsm7
-from jeeves.notify.outbox import OutboxProblem, OutboxSender, SenderSettings, SendSummary, default_worker_id, outbox_problems
+from jeeves.notify.outbox import OutboxSender, SenderSettings, SendSummary, default_worker_id
 from jeeves.notify.policy import Policy
 
 
@@ -34,7 +34,6 @@ __all__ = [
     "AmbiguousSendError",
     "ConsoleNotifier",
     "Notifier",
-    "OutboxProblem",
     "OutboxSender",
     "PermanentSendError",
     "Policy",
@@ -48,7 +47,6 @@ __all__ = [
     "default_worker_id",
     "gsm7_length",
     "make_notifier",
-    "outbox_problems",
     "proposed_time",
     "to_gsm7",
 ]

@@ -47,12 +47,13 @@ from jeeves.errors import (
     StoreError,
     TransientSendError,
 )
+from jeeves.logs import mask_number
 from jeeves.notify.base import Notifier, SendResult
 from jeeves.notify.message import compose
 from jeeves.notify.policy import Candidate, History, Policy, decide
 from jeeves.notify.replies import replies_polled
 from jeeves.places.suggest import alert_places
-from jeeves.storage import OutboxProblem, OutboxStatus, Store
+from jeeves.storage import OutboxStatus, Store
 from jeeves.storage.records import DueRow, Hold, Outcome, SendHistory, StartSend, Suppress
 
 log = logging.getLogger(__name__)
@@ -407,20 +408,6 @@ def _policy_history(history: SendHistory) -> History:
 def default_worker_id() -> str:
     """``host:pid``: unique among live senders sharing a database."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def outbox_problems(store: Store, limit: int = 20) -> list[OutboxProblem]:
-    """Failed and in-doubt rows, newest first, with the provider's code and reason."""
-    return store.outbox.problems(limit)
-
-
-def mask_number(number: str | None) -> str:
-    """A phone number as logs may show it: enough to tell numbers apart, not to dial."""
-    if not number:
-        return "-"
-    if number == "console":
-        return number
-    return "***" + number[-4:] if len(number) > 4 else "***"
 
 
 def _event(event: str, row_id: int, recipient: str | None, *, level: int = logging.INFO, **details) -> None:

@@ -227,6 +227,6 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _mask(number: str) -> str:
-    from jeeves.notify.outbox import mask_number
+    from jeeves.logs import mask_number
 
     return mask_number(number)
