@@ -25,12 +25,13 @@ import logging
 import signal
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import timezone
 
 from apscheduler.events import EVENT_JOB_ERROR
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from jeeves.clock import utc_now
 from jeeves.config import Settings
 from jeeves.logs import mask_number
 from jeeves.errors import DatabaseUnreachable, JeevesError, ModelError, StoreError
@@ -264,7 +265,7 @@ class Daemon:
     # --- lifecycle ----------------------------------------------------------------------
 
     def schedule(self) -> None:
-        now = datetime.now(timezone.utc)
+        now = utc_now()
         # One run for the daemon's life, like the watchers: it waits for work itself.
         self.scheduler.add_job(self.run_pipeline, "date", run_date=now, id="pipeline", misfire_grace_time=None)
         if self.settings.mailboxes:

@@ -8,9 +8,10 @@ none of them changes anything or loads the model (the card says what a person ne
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from jeeves.clock import utc_now
 from jeeves.errors import ModelError
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ class Reporting:
         from jeeves.storage.outbox.alerts import sent_alert_verdicts
 
         zone = ZoneInfo(self.settings.notify.timezone)
-        today = (now or datetime.now(timezone.utc)).astimezone(zone).date()
+        today = (now or utc_now()).astimezone(zone).date()
         first = today - timedelta(days=days - 1)
         since = datetime.combine(first, datetime.min.time(), zone)
         per_day = {first + timedelta(days=i): DayAlerts(first + timedelta(days=i)) for i in range(days)}

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+from jeeves.clock import utc_now
 from jeeves.config import Settings
 from jeeves.errors import ConfigError
 from jeeves.storage.replies import (
@@ -153,7 +154,7 @@ class ReplyPoller:
         self.store = store
         self.notifier = notifier
         self.recipient: str = settings.notify.to  # type: ignore[assignment]
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._clock = clock or utc_now
         self._on_step = on_step
 
     def poll(self) -> ReplySummary:

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Callable
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
 from jeeves.config import AccountSettings
+from jeeves.clock import utc_now
 from jeeves.errors import AuthenticationError, JeevesError, SourceError, StoreError
 from jeeves.parsing import ParsedEmail
 from jeeves.sources import SyncReport
@@ -42,8 +43,6 @@ from jeeves.storage.store import FolderState, NewMessage, Store
 log = logging.getLogger(__name__)
 
 
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class IMAPSource:
@@ -292,7 +291,7 @@ class IMAPSource:
         if boundary is None:
             log.warning("imap account %s folder %r: the server gave no INTERNALDATE; mail dated before now (local clock) will not be texted",
                         self.name, folder, extra={"account": self.name, "folder": folder})
-            return _utcnow()
+            return utc_now()
         return boundary
 
     @staticmethod
