@@ -207,7 +207,7 @@ class Jeeves(Reporting):
         hint = REPLY_HINT if replies_polled(self.settings) else CLI_HINT
         digest_id = self.store.queue_digest(
             f"digest:{day.isoformat()}", lambda lines: compose_digest(lines, tail_hint=hint),
-            lambda line: allowed(line, notify.allow_senders, notify.deny_senders),
+            lambda line: allowed(line, notify.allow_senders, notify.deny_senders, self.settings.user_addresses),
         )
         if digest_id is not None:
             log.info("digest for %s queued", day.isoformat(), extra={"outbox_id": digest_id})

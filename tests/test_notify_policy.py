@@ -70,6 +70,29 @@ def test_deny_and_allow_lists():
     assert decide(allow, Candidate("boss@corp.example", ""), History(), at(12)).action == "send"
 
 
+def test_the_users_own_mail_is_never_texted_even_from_an_allowed_address():
+    """A synced Sent folder (or a copy to oneself) holds the user's own requests to others."""
+    policy = Policy(own_addresses=("me@corp.example",), allow_senders=("corp.example",))
+    own = decide(policy, Candidate("Me@Corp.example", ""), History(), at(12))
+    assert own.action == "suppress" and "own mail" in own.reason
+    assert decide(policy, Candidate("boss@corp.example", ""), History(), at(12)).action == "send"
+
+
+def test_own_addresses_come_from_the_accounts_and_reach_alerts_and_the_digest():
+    from jeeves.config import AccountSettings, PlacesSettings, Settings
+    from jeeves.notify.digest import allowed
+    from jeeves.notify.outbox import SenderSettings
+    from jeeves.storage import DigestLine
+
+    settings = Settings(accounts=[AccountSettings(name="work", host="imap.example.com", username="Me@Corp.example")])
+    assert SenderSettings.from_settings(settings).policy.own_addresses == ("me@corp.example",)
+    mine, theirs = DigestLine(1, "Me", "me@corp.example", "Lunch?"), DigestLine(2, "Bo", "bo@corp.example", "Lunch?")
+    assert not allowed(mine, (), (), settings.user_addresses) and allowed(theirs, (), (), settings.user_addresses)
+    # places.my_addresses, when given, names them instead of the account usernames.
+    named = Settings(places=PlacesSettings(my_addresses=["me@home.example"]))
+    assert SenderSettings.from_settings(named).policy.own_addresses == ("me@home.example",)
+
+
 def test_deny_wins_over_allow_and_refusals_come_before_delays():
     policy = Policy(allow_senders=("corp.example",), deny_senders=("boss@corp.example",), quiet_window=(time(0), time(23, 59)))
     assert decide(policy, Candidate("boss@corp.example", ""), History(), at(12)).action == "suppress"

@@ -70,8 +70,10 @@ def compose_digest(lines: list[DigestLine], *, limit: int = DIGEST_LIMIT,
     return f"{head} {'; '.join(items)}.{rest}{tail_hint}", listed
 
 
-def allowed(line: DigestLine, allow_senders, deny_senders) -> bool:
-    """The sender lists apply to the digest as to alerts."""
+def allowed(line: DigestLine, allow_senders, deny_senders, own_addresses=()) -> bool:
+    """The sender lists apply to the digest as to alerts, and the user's own mail is never listed."""
+    if (line.sender_address or "").strip().lower() in own_addresses:
+        return False
     allow = tuple(s.strip().lower() for s in allow_senders if s.strip())
     deny = tuple(s.strip().lower() for s in deny_senders if s.strip())
     if deny and sender_matches(line.sender_address, deny):

@@ -82,7 +82,7 @@ class SenderSettings:
     @classmethod
     def from_settings(cls, settings: Settings, *, dry_run: bool = False) -> "SenderSettings":
         """``dry_run`` asks for a sender that sends nothing (``notify.dry_run`` makes every one)."""
-        policy = Policy.from_settings(settings.notify, dry_run=dry_run)
+        policy = replace(Policy.from_settings(settings.notify, dry_run=dry_run), own_addresses=tuple(settings.user_addresses))
         return cls(policy=policy, recipient=settings.notify.to, max_attempts=settings.notify.max_attempts,
                    command=settings.cli_command, send_timeout=settings.twilio.timeout,
                    places=settings.places, user_addresses=tuple(settings.user_addresses),

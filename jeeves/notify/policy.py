@@ -29,6 +29,9 @@ class Policy:
     max_per_hour: int = 10
     allow_senders: tuple[str, ...] = ()
     deny_senders: tuple[str, ...] = ()
+    #: The user's own addresses: their own mail (a synced Sent folder, a copy to themselves)
+    #: is never texted to them, however much it asks to meet.
+    own_addresses: tuple[str, ...] = ()
     dry_run: bool = False
 
     @classmethod
@@ -119,6 +122,8 @@ def quiet_until(now: datetime, window: tuple[time, time] | None, tz_name: str) -
 def decide(policy: Policy, candidate: Candidate, history: History, now: datetime) -> Decision:
     """What to do with a due row now. Order matters: refusals first, then delays, then dry run."""
     alert = candidate.kind == OutboxKind.ALERT
+    if alert and (candidate.sender_address or "").strip().lower() in policy.own_addresses:
+        return Decision("suppress", "the user's own mail")
     if alert and policy.deny_senders and sender_matches(candidate.sender_address, policy.deny_senders):
         return Decision("suppress", "sender on deny list")
     if alert and policy.allow_senders and not sender_matches(candidate.sender_address, policy.allow_senders):
