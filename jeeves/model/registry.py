@@ -18,11 +18,12 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from jeeves.clock import utc_now
 from jeeves.errors import ModelError
 
 
@@ -87,7 +88,7 @@ def save_model(models_dir: Path, pipeline) -> SavedModel:
 
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
-    created = datetime.now(timezone.utc)
+    created = utc_now()
     tmp = models_dir / f".tmp-{created:%Y%m%d%H%M%S%f}-{os.getpid()}.joblib"
     joblib.dump(pipeline, tmp, compress=("xz", 3))
     digest = file_sha256(tmp)
