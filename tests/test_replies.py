@@ -26,7 +26,7 @@ from jeeves.notify.replies import HELP_TEXT, parse_reply
 from jeeves.parsing import parse_email
 from jeeves.service import Jeeves
 from jeeves.storage import NewMessage, PredictionInput, Store
-from jeeves.storage.replies import SmsReply
+from jeeves.storage.schema import SmsReply
 from jeeves.storage.schema import DigestEntry, Label, OutboxEntry
 from tests.fixtures_twilio import TEST_FROM, TEST_TO, notify_settings_for, outbox_rows, seed_positives
 

@@ -1,8 +1,6 @@
 """Storage: the schema (``schema``), the operations the rest of Jeeves uses (``store``), the
 outbox repository (``outbox``), the plain records they hand out (``records``), and the SMS
-replies applied once each (``replies``, whose table joins ``schema.Base`` on import here)."""
-
-from jeeves.storage import replies as _replies  # noqa: F401 - puts sms_replies on Base.metadata
+replies applied once each (``replies``)."""
 
 from jeeves.storage.outbox import OutboxRepository
 from jeeves.storage.records import (

@@ -21,41 +21,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, func, select, text, update
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
 
-from jeeves.clock import as_utc, utc_now
+from jeeves.clock import as_utc
 from jeeves.storage.outbox import replies as outbox
-from jeeves.storage.schema import Base, Label, OutboxKind
+from jeeves.storage.schema import Label, OutboxKind, SmsReply
 
 #: Serialises reply handling across daemons sharing one PostgreSQL database.
 _ADVISORY_KEY = 7271015
 
 #: What a recorded reply did (``sms_replies.outcome``).
 LABELLED, KEYWORD, HELP_QUEUED, UNCLEAR, STRANGER = "labelled", "keyword", "help", "unclear", "stranger"
-
-
-class SmsReply(Base):
-    """One inbound SMS Jeeves has handled; its SID is the exactly-once guard."""
-
-    __tablename__ = "sms_replies"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    #: Twilio's message SID (``SM…``): unique, so a reply is applied once however often it is listed.
-    sid: Mapped[str] = mapped_column(String(64), unique=True)
-    #: When Twilio received it (its ``date_sent``): the polling watermark is the newest of these.
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    #: The sender, masked ("***4567"): enough to tell numbers apart in ``jeeves status``, not to dial.
-    sender: Mapped[str] = mapped_column(String(20))
-    outcome: Mapped[str] = mapped_column(String(20))
-    #: For keywords: which one (STOP, START, HELP); for unclear replies: why.
-    detail: Mapped[str | None] = mapped_column(String(100))
-    message_pk: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
-    value: Mapped[int | None] = mapped_column(Integer)
-    label_id: Mapped[int | None] = mapped_column(ForeignKey("labels.id", ondelete="SET NULL"))
-    #: The help text queued in answer (an ``outbox`` row of kind ``help``), if any.
-    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
 
 
 @dataclass(frozen=True)

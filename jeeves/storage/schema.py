@@ -243,3 +243,26 @@ class DigestEntry(Base):
     #: The digest (an ``outbox`` row of kind ``digest``) that lists it; empty until then.
     outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
+
+
+class SmsReply(Base):
+    """One inbound SMS Jeeves has handled; its SID is the exactly-once guard."""
+
+    __tablename__ = "sms_replies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Twilio's message SID (``SM…``): unique, so a reply is applied once however often it is listed.
+    sid: Mapped[str] = mapped_column(String(64), unique=True)
+    #: When Twilio received it (its ``date_sent``): the polling watermark is the newest of these.
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    #: The sender, masked ("***4567"): enough to tell numbers apart in ``jeeves status``, not to dial.
+    sender: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[str] = mapped_column(String(20))
+    #: For keywords: which one (STOP, START, HELP); for unclear replies: why.
+    detail: Mapped[str | None] = mapped_column(String(100))
+    message_pk: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    value: Mapped[int | None] = mapped_column(Integer)
+    label_id: Mapped[int | None] = mapped_column(ForeignKey("labels.id", ondelete="SET NULL"))
+    #: The help text queued in answer (an ``outbox`` row of kind ``help``), if any.
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utc_now)
