@@ -33,8 +33,11 @@ class LiveQuality:
 
 def live_quality(store: Store, *, days: int = 30, now: datetime | None = None) -> LiveQuality:
     since = (now or utc_now()) - timedelta(days=days)
-    alerts, values = store.outbox.alert_verdicts(since, USER_SOURCES)
-    return LiveQuality(days=days, alerts=alerts, judged=len(values), confirmed=sum(values))
+    from jeeves.storage.outbox.alerts import sent_alert_verdicts
+
+    verdicts = [verdict for _, verdict in sent_alert_verdicts(store, USER_SOURCES, since=since)]
+    judged = [v for v in verdicts if v is not None]
+    return LiveQuality(days=days, alerts=len(verdicts), judged=len(judged), confirmed=sum(judged))
 
 
 def offline_precision(card: dict, trade_off: str | None = None) -> float | None:

@@ -35,7 +35,7 @@ from jeeves.storage.records import (
     SendHistory,
     StartSend,
 )
-from jeeves.storage.schema import DigestEntry, Label, OutboxEntry, OutboxKind, OutboxStatus, Prediction, StoredMessage
+from jeeves.storage.schema import DigestEntry, OutboxEntry, OutboxKind, OutboxStatus, Prediction, StoredMessage
 
 if TYPE_CHECKING:
     from jeeves.storage.engine import Database
@@ -323,20 +323,6 @@ class OutboxRepository:
         """How many rows a sender still has work on (pending, sending or in doubt)."""
         with self._db.session() as s:
             return s.scalar(select(func.count()).select_from(OutboxEntry).where(OutboxEntry.status.in_(UNFINISHED))) or 0
-
-    def alert_verdicts(self, since: datetime, sources: Sequence[str]) -> tuple[int, list[int]]:
-        """Alerts sent since ``since``, and the newest label value from ``sources`` of each
-        one that has such a label (the user's verdicts on them)."""
-        with self._db.session() as s:
-            sent = select(OutboxEntry.message_pk).where(OutboxEntry.status == OutboxStatus.SENT,
-                                                        OutboxEntry.kind == OutboxKind.ALERT, OutboxEntry.sent_at >= since)
-            alerts = s.scalar(select(func.count()).select_from(sent.subquery())) or 0
-            newest = (
-                select(func.max(Label.id))
-                .where(Label.source.in_(sources), Label.message_pk.in_(sent))
-                .group_by(Label.message_pk)
-            )
-            return alerts, list(s.scalars(select(Label.value).where(Label.id.in_(newest))).all())
 
     def flagged_by_message_id(self, message_ids: Sequence[str]) -> dict[str, tuple[int, str, bool, bool]]:
         """Message-ID -> (pk, subject, whether any model flagged it for a text, whether it waits
