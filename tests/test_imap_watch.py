@@ -216,3 +216,23 @@ def test_stop_mid_backlog_returns_promptly_and_the_next_sync_resumes(dovecot, tm
     assert _count(store) == expected
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(MessageLocation)) == len(raws)
+
+
+def test_mail_that_lands_between_select_and_idle_is_not_left_for_the_next_poll(dovecot, tmp_path):
+    """Dovecot can send the new message's EXISTS in the same packet as "+ idling"; the line then
+    waits in the client's read buffer, where a poll of the socket never sees it."""
+    store = Store(f"sqlite:///{tmp_path / 'j.db'}")
+    source = IMAPSource(dovecot.account("alice", first_sync="new", poll_interval=600), store)
+    real_select = source.select
+    planted = []
+
+    def select_then_deliver(client, folder):
+        selected = real_select(client, folder)
+        if folder in source.uidnext_seen and not planted:  # the SELECT just before IDLE
+            planted.append(dovecot.append("alice", "INBOX", _msg(1, "race")))
+        return selected
+
+    source.select = select_then_deliver  # type: ignore[method-assign]
+    with _watching(source):
+        _wait_for(lambda: bool(planted), 10)
+        _wait_for(lambda: _count(store) == 1, PUSH_BOUND)

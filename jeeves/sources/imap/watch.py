@@ -8,6 +8,11 @@ and imapclient's advice say less). ``idle_check`` hides a dead socket as silence
 with no responses is treated as "check the connection": ``idle_done`` then raises on a dead
 link and the watcher reconnects with exponential backoff and jitter.
 
+Mail that lands between the last SELECT and IDLE is not left for the next poll. Dovecot reports
+it in the same packet as its "+ idling" reply, so the EXISTS line sits in imaplib's read buffer,
+where ``idle_check`` (which polls the socket) never looks; ``_buffered_after_continuation``
+peeks at that buffer and the watcher resyncs at once.
+
 The watcher only stores mail and tells ``on_stored``; it never classifies or sends, so a slow
 send elsewhere never keeps IDLE from receiving. It never raises for server, network or database
 trouble: each sync goes through ``guarded_sync`` and a failure is logged, recorded and retried.
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 import threading
 import time
 from typing import TYPE_CHECKING, Callable
@@ -108,9 +114,10 @@ def _idle_until_change(source: "IMAPSource", stop: threading.Event) -> None:
     except (OSError, IMAPClientAbortError) as exc:
         raise ConnectionLost(f"account {name}: connection lost before IDLE: {exc}") from None
     started = time.monotonic()
+    changed_as_idle_began = _buffered_after_continuation(client)
     horizon = min(IDLE_RENEW_SECONDS, source.account.poll_interval if len(folders) > 1 else IDLE_RENEW_SECONDS)
     try:
-        while not stop.is_set() and time.monotonic() - started < horizon:
+        while not changed_as_idle_began and not stop.is_set() and time.monotonic() - started < horizon:
             t0 = time.monotonic()
             responses = client.idle_check(timeout=IDLE_CHECK_SECONDS)
             if any(not (isinstance(r, tuple) and r and r[0] in (b"OK",)) for r in responses):
@@ -124,3 +131,25 @@ def _idle_until_change(source: "IMAPSource", stop: threading.Event) -> None:
             source.session.drop()
             if not stop.is_set():
                 raise ConnectionLost(f"account {name}: connection lost during IDLE: {exc}") from None
+
+
+def _buffered_after_continuation(client) -> bool:
+    """Whether lines the server sent with "+ idling" wait unread in imaplib's read buffer.
+
+    ``IMAPClient.idle`` reads the continuation through imaplib's buffered file; anything that
+    came in the same packet stays in that buffer, and ``idle_check`` only polls the socket. The
+    peek is non-blocking: with an empty buffer it reads only what the socket already holds,
+    which ``idle_check`` would have reported anyway.
+    """
+    file = getattr(getattr(client, "_imap", None), "file", None)
+    if file is None or not hasattr(file, "peek"):
+        return False
+    sock = client.socket()
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        return bool(file.peek(1))
+    except (ssl.SSLWantReadError, BlockingIOError):
+        return False
+    finally:
+        sock.settimeout(timeout)
