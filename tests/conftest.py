@@ -4,6 +4,7 @@ plugin modules, started once per session on loopback in a temp dir and stopped a
 from __future__ import annotations
 
 import csv
+import logging
 import mailbox
 from pathlib import Path
 
@@ -13,6 +14,17 @@ pytest_plugins = ["tests.fixtures_postgres", "tests.fixtures_dovecot", "tests.fi
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS_DIR = REPO / "data" / "enron-meetings"
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored():
+    """``cli.main`` points the root logger at the stderr of the test that called it; that stream
+    is closed once the test ends, so later log lines would only print "Logging error" noise."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
