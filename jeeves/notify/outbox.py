@@ -248,16 +248,25 @@ class OutboxSender:
 
     def _claim_next(self, summary: SendSummary):
         now = self._now()
+        # The text is composed before the claim's transaction opens: its place lookup reads the
+        # sender's mail (up to a second for a busy correspondent), and on PostgreSQL the claim
+        # holds the advisory lock every sender waits on. The claim still commits the text it
+        # sends; if another sender took this row meanwhile, the row the claim gets is composed there.
+        ahead = self.outbox.due(now, limit=1)
+        composed = {row.id: self._body(row) for row in ahead}
+
+        def body(row: DueRow) -> str:
+            return composed[row.id] if row.id in composed else self._body(row)
 
         def choose(row: DueRow, history: SendHistory):
             candidate = Candidate(sender_address=row.sender_address, conversation_key=row.conversation_key, kind=row.kind)
             decision = decide(self.policy, candidate, _policy_history(history), now)
             if decision.action == "send":
-                return StartSend(self.worker_id, self.recipient, self.notifier.channel, self._body(row))
+                return StartSend(self.worker_id, self.recipient, self.notifier.channel, body(row))
             if decision.action == "hold":
                 return Hold(decision.not_before, decision.reason)
             # suppress (a dry run never gets here: ``_preview`` handles it without claiming)
-            return Suppress(decision.reason, self._body(row), self.notifier.channel)
+            return Suppress(decision.reason, body(row), self.notifier.channel)
 
         claimed = self.outbox.claim_next(now, thread_window=self.policy.thread_window, choose=choose,
                                          before_commit=lambda row_id: self._step("claim-uncommitted", row_id))
@@ -279,7 +288,8 @@ class OutboxSender:
 
     def _body(self, row: DueRow) -> str:
         """The row's text: a digest's was composed when queued; an alert's is composed now
-        (with its place suggestion), once, and committed with the claim that sends it."""
+        (with its place suggestion) and committed with the claim that sends it, so a retry or a
+        reconciliation compares the very text that went out."""
         if row.body:
             return row.body
         return compose(
