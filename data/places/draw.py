@@ -49,6 +49,8 @@ def main(shared: str, out: str = "data/places/candidates.jsonl", n_strong: int =
     strong, weak, plain = [], [], []
     # A fresh draw leaves out every message (and every sentence) already labelled.
     done = [json.loads(line) for line in Path(exclude).read_text().splitlines() if line.strip()] if exclude else []
+    # Rows of the split being drawn are not excluded, so the command re-draws the same sentences.
+    done = [r for r in done if not split or r.get("split") != split]
     skip_messages = {r["message_id"] for r in done}
     seen: set[str] = {" ".join(r["sentence"].split()).lower() for r in done}
     first_id = max((r["id"] for r in done), default=-1) + 1
