@@ -54,6 +54,8 @@ def _watching(source: IMAPSource) -> Iterator[list[SyncReport]]:
 
 #: How soon IDLE must deliver a new message (the test's poll interval is 600 s).
 PUSH_BOUND = 30
+#: How long a first sync or a sub-second poll may take on a busy CI machine.
+SETTLE_BOUND = 15
 
 
 def test_idle_push_stores_new_mail_within_seconds(dovecot, tmp_path):
@@ -61,15 +63,13 @@ def test_idle_push_stores_new_mail_within_seconds(dovecot, tmp_path):
     # A long poll interval: only IDLE can deliver the mail in time.
     source = IMAPSource(dovecot.account("alice", first_sync="new", poll_interval=600), store)
     with _watching(source) as reports:
-        _wait_for(lambda: store.folder_state("alice", "INBOX").uidvalidity is not None, 5)
+        _wait_for(lambda: store.folder_state("alice", "INBOX").uidvalidity is not None, SETTLE_BOUND)
         time.sleep(0.3)  # let the watcher enter IDLE
-        latencies = []
         for i in range(3):
             dovecot.append("alice", "INBOX", _msg(i))
             # Dovecot reports within about half a second; the bound leaves room for a busy machine
             # and is still twenty times shorter than the poll interval, so only IDLE can meet it.
-            latencies.append(_wait_for(lambda: _count(store) == i + 1, PUSH_BOUND))
-    assert max(latencies) < PUSH_BOUND
+            _wait_for(lambda: _count(store) == i + 1, PUSH_BOUND)
     assert sum(r.stored for r in reports) == 3
     assert all(m.notify for m in _all(store))
 
@@ -84,16 +84,16 @@ def test_polling_when_idle_is_off_and_other_folders_are_polled(dovecot, tmp_path
     store = Store(f"sqlite:///{tmp_path / 'j.db'}")
     source = IMAPSource(dovecot.account("alice", folders=["INBOX", "Other"], idle=False, poll_interval=0.5), store)
     with _watching(source):
-        _wait_for(lambda: store.folder_state("alice", "Other").uidvalidity is not None, 5)
+        _wait_for(lambda: store.folder_state("alice", "Other").uidvalidity is not None, SETTLE_BOUND)
         dovecot.append("alice", "Other", _msg(1, "other"))
         dovecot.append("alice", "INBOX", _msg(2, "inbox"))
-        _wait_for(lambda: _count(store) == 2, 5)
+        _wait_for(lambda: _count(store) == 2, SETTLE_BOUND)
     # With IDLE on INBOX, the second folder is still polled at poll_interval.
     source = IMAPSource(dovecot.account("alice", folders=["INBOX", "Other"], poll_interval=1), store)
     with _watching(source):
         time.sleep(0.5)
         dovecot.append("alice", "Other", _msg(3, "other"))
-        _wait_for(lambda: _count(store) == 3, 5)
+        _wait_for(lambda: _count(store) == 3, SETTLE_BOUND)
 
 
 def test_killed_connections_and_restart_mid_sync_lose_and_duplicate_nothing(dovecot, db_url, corpus_raw_messages):
@@ -137,7 +137,7 @@ def test_watcher_with_wrong_password_records_error_and_stops_promptly(dovecot, t
         def recorded() -> bool:
             with store.session() as s:
                 return bool(s.scalar(select(Account.last_error).where(Account.name == "alice")))
-        _wait_for(recorded, 5)
+        _wait_for(recorded, SETTLE_BOUND)
     assert reports == []
 
 
@@ -159,10 +159,10 @@ def test_idle_uses_first_folder_that_exists(dovecot, tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'j.db'}")
     source = IMAPSource(dovecot.account("alice", folders=["Missing", "INBOX"], first_sync="new", poll_interval=600), store)
     with _watching(source):
-        _wait_for(lambda: store.folder_state("alice", "INBOX").uidvalidity is not None, 5)
+        _wait_for(lambda: store.folder_state("alice", "INBOX").uidvalidity is not None, SETTLE_BOUND)
         time.sleep(0.3)
         dovecot.append("alice", "INBOX", _msg(1))
-        assert _wait_for(lambda: _count(store) == 1, 5) < 5
+        _wait_for(lambda: _count(store) == 1, PUSH_BOUND)
     with store.session() as s:
         assert "Missing" in (s.scalar(select(Account.last_error).where(Account.name == "alice")) or "")
 
