@@ -53,6 +53,8 @@ def confident(text: str) -> list[tuple[str, str]]:
          [("Palace Lanes", "venue")]),
         ("I will meet you in the lobby of the Enron Building.", [("the lobby of the Enron Building", "venue")]),
         ("Join us for dinner at Morton's on Friday at 7pm.", [("Morton's", "restaurant")]),
+        ("Just to confirm that we are going to meet at Larry's desk at 3:00 PM tomorrow.", [("Larry's desk", "office")]),
+        ("Where: eb2865", [("EB 2865", "room")]),
     ],
 )
 def test_meeting_places_are_found_with_their_kind(text, expected):
@@ -77,6 +79,7 @@ def test_meeting_places_are_found_with_their_kind(text, expected):
         "Hope to see you at the Olympics in Salt Lake!",
         "We'll deliver a hard copy of these files to your office as well.",
         "At this point we need to calculate the operating expenses.",
+        "Site visit\nLocation : 36.6950 N, 121.3250 W\nWhen: Monday",
     ],
 )
 def test_look_alikes_are_not_places(text):
@@ -170,6 +173,14 @@ def test_a_favourite_already_met_at_is_suggested_once():
     history = [Exchanged(1, "b@x.com", False, "Bob <b@x.com>", "t1", None, "See you at the Brasserie at noon.")]
     assert suggest(places_met(history), ["Brasserie", "Ninfa's"], "Lunch Tuesday?") == [
         "the Brasserie (met there once)", "Ninfa's"]
+
+
+def test_a_desk_is_said_from_the_reader_side_like_an_office():
+    from jeeves.storage.places import Exchanged
+
+    history = [Exchanged(1, "s@x.com", False, "Sally Beck <s@x.com>", "t1", None, "Let's meet at my desk at 3."),
+               Exchanged(2, "s@x.com", True, "Me <me@x.com>", "t2", None, "Sure, meet me at my desk at 4.")]
+    assert sorted(p.place for p in places_met(history)) == ["Sally's desk", "your desk"]
 
 
 # --- the alert, end to end ---------------------------------------------------------------

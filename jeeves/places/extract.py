@@ -108,7 +108,8 @@ _ROOM = (
     r"|(?:the\s+)?\d{1,2}(?:st|nd|rd|th)\s+floor\s+(?:conference|board)\s*room|[Bb]oard\s*[Rr]oom)))"
 )
 # Offices: "my office", "your office", "Sally's office", "the Portland office" (the last is a city: not taken).
-_OFFICE = r"(?P<office>(?:my|your|his|her|our)\s+office|(?-i:[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?'s)\s+offices?)"
+# "Larry's desk" and "my cube" are where one meets a colleague as much as an office is.
+_OFFICE = r"(?P<office>(?:my|your|his|her|our)\s+(?:office|desk|cube|cubicle)|(?-i:[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?'s)\s+(?:offices?|desk|cube|cubicle))"
 
 _PREP = r"(?P<prep>at|in|to|@)"
 #: "the lobby of the Enron Building": a part of a named building.
@@ -151,6 +152,8 @@ _PLACE_WORDS = re.compile(
     r"campus|school|university|institute|union|association|church|museum|theater|theatre|gallery)\b",
     re.IGNORECASE,
 )
+#: A room code in a calendar field, typed in any case ("Where: eb2865").
+_FIELD_ROOM_CODE = re.compile(r"\b(?:" + _ROOM_CODE + r")", re.IGNORECASE)
 _TIME_LIKE = re.compile(r"^\d{1,2}(?::\d{2})?\s*(?:[ap]\.?m\.?)?$|^\d+$", re.IGNORECASE)
 _PARAGRAPH = re.compile(r"\n[ \t]*\n+")
 
@@ -238,14 +241,16 @@ def _field_mentions(text: str) -> list[PlaceMention]:
     found: list[PlaceMention] = []
     for m in _FIELD.finditer(text):
         value = m.group("value").strip()
-        if _FIELD_JUNK.search(value) or not re.search(r"[A-Za-z]", value) or len(value) > 60:
+        if _FIELD_JUNK.search(value) or len(value) > 60:
             continue
+        if not re.search(r"[A-Za-z]{3}", value) and not _FIELD_ROOM_CODE.search(value):
+            continue  # no word in it: "36.6950 N, 121.3250 W", "3:00", "#4"
         first = re.split(r"[\s,]+", value.lower())[0]
         if first in _NOT_PLACES or first in ("all", "various", "multiple", "several", "any", "every"):
             continue  # "Houston, Texas", "All cities with ...": a city or a list, not a place to meet
-        if re.search(r"\b(?:" + "|".join(_MONTHS.split()) + r")\b\s+\d", value, re.IGNORECASE) and not re.search(_ROOM_CODE, value):
+        if re.search(r"\b(?:" + "|".join(_MONTHS.split()) + r")\b\s+\d", value, re.IGNORECASE) and not _FIELD_ROOM_CODE.search(value):
             continue  # a date in a "Where:" column of some table
-        kind = ROOM if re.search(_ROOM_CODE, value) or re.search(r"\b(?:room|rm)\b", value, re.IGNORECASE) else (
+        kind = ROOM if _FIELD_ROOM_CODE.search(value) or re.search(r"\b(?:room|rm)\b", value, re.IGNORECASE) else (
             OFFICE if re.search(r"\boffice\b", value, re.IGNORECASE) else _kind_for(value, ""))
         start = m.start("value")
         found.append(PlaceMention(_normalise(value), kind, start, start + len(value), m.group(0).strip(), 0.9))

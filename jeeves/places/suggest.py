@@ -2,8 +2,8 @@
 
 A place counts as "met there" when a confident mention (``jeeves.places.extract``) settles it in the new
 text of mail between the two of them; each conversation counts once, however many replies
-repeat "see you at Ninfa's". Offices are turned to the reader's side: "my office" written by
-Sally is "Sally's office", written by the user it is "your office".
+repeat "see you at Ninfa's". Offices (and desks) are turned to the reader's side: "my office"
+written by Sally is "Sally's office", written by the user it is "your office".
 
 An alert suggests up to two places: those met at before (most conversations first), then the
 user's favourites from the config. It suggests nothing when the request reads as a call
@@ -65,13 +65,13 @@ def _from_reader_side(place: str, kind: str, message: Exchanged, correspondent_n
     """``place`` as the user would say it; None for an office whose owner is unclear."""
     if kind != OFFICE:
         return place
-    owner = place.split()[0].lower()
+    owner, noun = place.split()[0].lower(), place.split()[-1]  # noun: office, desk, cube
     if owner in ("his", "her", "our"):
         return None
     if owner == "my":
-        return "your office" if message.from_user else f"{correspondent_name}'s office"
+        return f"your {noun}" if message.from_user else f"{correspondent_name}'s {noun}"
     if owner == "your":
-        return f"{correspondent_name}'s office" if message.from_user else "your office"
+        return f"{correspondent_name}'s {noun}" if message.from_user else f"your {noun}"
     return place
 
 
