@@ -25,7 +25,6 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from jeeves import resources
 from jeeves.config_sources import loading, resolve_secrets, sources_for
-from jeeves.config_sources import oauth_token  # noqa: F401 - jeeves.sources.imap imports it from here
 from jeeves.errors import ConfigError
 
 #: The shipped (read-only) models and data, inside the installed package; see jeeves/resources.py.

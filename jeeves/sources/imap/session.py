@@ -143,7 +143,7 @@ class Session:
                 return
             for attempt in (1, 2):
                 if self._token is None or attempt == 2:
-                    from jeeves.config import oauth_token
+                    from jeeves.config_sources import oauth_token
 
                     try:
                         self._token = oauth_token(acct)
