@@ -250,7 +250,7 @@ def main(argv=None) -> dict:
         index = {mid: k for k, mid in enumerate(ids)}
         latencies, texted, unknown = {}, {}, 0
         for arrived, body in twilio.arrivals[base_count:]:
-            m = re.search(r"#(\d+) Wrong\?", body)
+            m = re.search(r"#(\d+) (?:Wrong\?|Reply [01] if)", body)  # both footers of notify.message.compose
             k = index.get(pk_to_msgid.get(int(m.group(1)), "")) if m else None
             if k is None:
                 unknown += 1
