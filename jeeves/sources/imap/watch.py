@@ -114,9 +114,9 @@ def _idle_until_change(source: "IMAPSource", stop: threading.Event) -> None:
     except (OSError, IMAPClientAbortError) as exc:
         raise ConnectionLost(f"account {name}: connection lost before IDLE: {exc}") from None
     started = time.monotonic()
-    changed_as_idle_began = _buffered_after_continuation(client)
     horizon = min(IDLE_RENEW_SECONDS, source.account.poll_interval if len(folders) > 1 else IDLE_RENEW_SECONDS)
     try:
+        changed_as_idle_began = _buffered_after_continuation(client)
         while not changed_as_idle_began and not stop.is_set() and time.monotonic() - started < horizon:
             t0 = time.monotonic()
             responses = client.idle_check(timeout=IDLE_CHECK_SECONDS)
