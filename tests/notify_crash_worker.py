@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import time
 from datetime import timedelta
@@ -24,6 +23,7 @@ from jeeves.notify.outbox import OutboxSender, SenderSettings
 from jeeves.notify.twilio import TwilioNotifier
 from jeeves.storage import Store
 from jeeves.storage.schema import OutboxEntry
+from tests.crash_steps import sigkill_at
 
 UNFINISHED = ("pending", "sending", "in_doubt")
 
@@ -41,13 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadline", type=float, default=30.0)
     args = parser.parse_args(argv)
 
-    seen = {"n": 0}
-
-    def on_step(step: str, row_id: int) -> None:
-        if step == args.kill_step:
-            seen["n"] += 1
-            if seen["n"] >= args.kill_nth:
-                os.kill(os.getpid(), signal.SIGKILL)
+    on_step = sigkill_at(args.kill_step, args.kill_nth)
 
     settings = Settings(
         notify=NotifySettings(channel="twilio", to=args.to, max_per_hour=100_000, thread_window_hours=0, max_attempts=50),

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 
 from pydantic import SecretStr
@@ -20,6 +19,7 @@ from pydantic import SecretStr
 from jeeves.config import NotifySettings, Settings, TwilioSettings
 from jeeves.service import Jeeves
 from jeeves.storage import Store
+from tests.crash_steps import sigkill_at
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,13 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-nth", type=int, default=1)
     args = parser.parse_args(argv)
 
-    seen = {"n": 0}
-
-    def on_step(step: str, sid: str) -> None:
-        if step == args.kill_step:
-            seen["n"] += 1
-            if seen["n"] >= args.kill_nth:
-                os.kill(os.getpid(), signal.SIGKILL)
+    on_step = sigkill_at(args.kill_step, args.kill_nth)
 
     settings = Settings(
         notify=NotifySettings(channel="twilio", to=args.to, digest_time=None),
