@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from jeeves.clock import utc_now
 from jeeves.config import AccountSettings, Settings
-from jeeves.errors import ConfigError, DatabaseUnreachable, NotFound, SourceError
+from jeeves.errors import DatabaseUnreachable, NotFound, SourceError
 from jeeves.notify.outbox import default_worker_id
 from jeeves.parsing import EmailDocument, parse_email
 from jeeves.reporting import Reporting
@@ -226,11 +226,9 @@ class Jeeves(Reporting):
         Labels take effect at once; a help text is queued in the outbox and goes out with the
         next send (``notify`` or the daemon's next pass). ``on_step`` is for crash tests.
         """
-        from jeeves.notify.replies import ReplyPoller, replies_available
+        from jeeves.notify.replies import ReplyPoller, require_replies
 
-        if not replies_available(self.settings):  # before opening anything: a config error, said plainly
-            raise ConfigError("reading SMS replies needs Twilio: twilio.account_sid, twilio.auth_token, "
-                              "twilio.from_number and notify.to")
+        require_replies(self.settings)  # before opening anything: a config error, said plainly
         return ReplyPoller(self.store, self.settings, self.notifier, on_step=on_step).poll()
 
     def classify_and_notify(self, *, dry_run: bool = False, stop: threading.Event | None = None):

@@ -16,16 +16,12 @@ import time
 from datetime import timedelta
 
 from pydantic import SecretStr
-from sqlalchemy import func, select
 
 from jeeves.config import NotifySettings, Settings, TwilioSettings
 from jeeves.notify.outbox import OutboxSender, SenderSettings
 from jeeves.notify.twilio import TwilioNotifier
 from jeeves.storage import Store
-from jeeves.storage.schema import OutboxEntry
 from tests.crash_steps import sigkill_at
-
-UNFINISHED = ("pending", "sending", "in_doubt")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,9 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     while time.monotonic() < deadline:
         summary = sender.run_once(limit=5)
         if not summary.busy:
-            with store.session() as s:
-                left = s.scalar(select(func.count()).select_from(OutboxEntry).where(OutboxEntry.status.in_(UNFINISHED)))
-            if not left:
+            if not store.outbox.unfinished():
                 return 0
             time.sleep(0.05)  # someone else's claim is not stale yet, or a row is backing off
     return 3

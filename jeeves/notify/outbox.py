@@ -73,9 +73,8 @@ class SenderSettings:
     command: str = "jeeves"
     #: The provider's HTTP timeout: a claim older than twice this (plus a minute) is a crash.
     send_timeout: float = 10.0
-    #: What an alert may suggest (``[places]``), and the user's own addresses (mail they sent).
+    #: What an alert may suggest (``[places]``); the user's own addresses are ``policy.own_addresses``.
     places: PlacesSettings = field(default_factory=PlacesSettings)
-    user_addresses: tuple[str, ...] = ()
     #: Jeeves reads replies to its texts (``jeeves.notify.replies``): alerts say "Reply 0 if wrong".
     reply_hint: bool = False
 
@@ -85,7 +84,7 @@ class SenderSettings:
         policy = replace(Policy.from_settings(settings.notify, dry_run=dry_run), own_addresses=tuple(settings.user_addresses))
         return cls(policy=policy, recipient=settings.notify.to, max_attempts=settings.notify.max_attempts,
                    command=settings.cli_command, send_timeout=settings.twilio.timeout,
-                   places=settings.places, user_addresses=tuple(settings.user_addresses),
+                   places=settings.places,
                    reply_hint=replies_polled(settings))
 
 
@@ -149,7 +148,7 @@ class OutboxSender:
     ) -> None:
         self.outbox = store.outbox
         self._store = store  # read-only: where the user met an alert's sender (place suggestions)
-        self._places, self._user_addresses = settings.places, settings.user_addresses
+        self._places, self._user_addresses = settings.places, settings.policy.own_addresses
         self.notifier = notifier
         self.worker_id = worker_id
         self.policy = settings.policy
@@ -229,7 +228,7 @@ class OutboxSender:
                 last_hour=(*stored.last_hour, *(t for _, t in self._would_have_sent if t > now - timedelta(hours=1))),
             )
             decision = decide(self.policy, Candidate(sender_address=row.sender_address, conversation_key=key), history, now)
-            body = self._body(row)
+            body = self._body(row) if decision.action == "dry_run" else None  # only a text to show is composed
             self._previewed.add(row.id)
             if decision.action == "dry_run":
                 self._would_have_sent.append((key, now))
@@ -241,7 +240,7 @@ class OutboxSender:
                 summary.suppressed += 1
             _event("dry_run" if decision.action == "dry_run" else f"dry_run_would_{decision.action}", row.id, self.recipient,
                    reason=decision.reason, not_before=decision.not_before.isoformat() if decision.not_before else None,
-                   body=body if decision.action == "dry_run" else None)
+                   body=body)
         return summary
 
     # --- claiming ---------------------------------------------------------------------------

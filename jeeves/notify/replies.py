@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from jeeves.clock import utc_now
+from jeeves.clock import Clock, utc_now
 from jeeves.config import Settings
 from jeeves.errors import ConfigError
 from jeeves.storage.replies import (
@@ -62,7 +62,6 @@ POSITIVE = frozenset({"1", "yes", "right", "correct", "y"})
 
 _TOKEN = re.compile(r"#?\w+")
 
-Clock = Callable[[], datetime]
 StepHook = Callable[[str, str], None]
 
 
@@ -70,6 +69,13 @@ def replies_available(settings: Settings) -> bool:
     """Whether replies can be read: Twilio is the channel, with a number people reply to."""
     twilio = settings.twilio
     return bool(settings.notify.channel != "console" and twilio.configured and twilio.from_number and settings.notify.to)
+
+
+def require_replies(settings: Settings) -> None:
+    """Raise the ``ConfigError`` that says what reading replies needs, unless it can be done."""
+    if not replies_available(settings):
+        raise ConfigError("reading SMS replies needs Twilio: twilio.account_sid, twilio.auth_token, "
+                          "twilio.from_number and notify.to")
 
 
 def replies_polled(settings: Settings) -> bool:
@@ -148,9 +154,7 @@ class ReplyPoller:
 
     def __init__(self, store, settings: Settings, notifier, *, clock: Clock | None = None,
                  on_step: StepHook | None = None) -> None:
-        if not replies_available(settings):
-            raise ConfigError("reading SMS replies needs Twilio: twilio.account_sid, twilio.auth_token, "
-                              "twilio.from_number and notify.to")
+        require_replies(settings)
         self.store = store
         self.notifier = notifier
         self.recipient: str = settings.notify.to  # type: ignore[assignment]

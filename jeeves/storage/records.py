@@ -211,7 +211,6 @@ class Claimed:
     row: DueRow
     move: Move
     won: bool
-    at: datetime
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,6 @@
 Nothing outside ``jeeves.storage`` writes SQL against these tables.
 """
 
-from jeeves.storage.outbox.repository import COUNTED, UNFINISHED, OutboxRepository
+from jeeves.storage.outbox.repository import OutboxRepository
 
-__all__ = ["COUNTED", "OutboxRepository", "UNFINISHED"]
+__all__ = ["OutboxRepository"]

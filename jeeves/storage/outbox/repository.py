@@ -210,7 +210,7 @@ class OutboxRepository:
             won = s.execute(update(OutboxEntry).where(guard).values(**values)).rowcount == 1
             if won and before_commit is not None:
                 before_commit(row.id)
-        return Claimed(row, move, won, now)
+        return Claimed(row, move, won)
 
     def due(self, now: datetime, *, limit: int, skip: Iterable[int] = ()) -> list[DueRow]:
         """Due pending rows, oldest first, read without claiming them (a dry run's view)."""
