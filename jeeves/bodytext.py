@@ -64,16 +64,16 @@ _MAIL_HEADERS = frozenset({
 _ADDRESSING = frozenset({"from", "to", "cc", "sent"})
 
 
-def _header_block_start(text: str, window: int = 4) -> int:
+def _header_block_start(text: str, lowered: str, window: int = 4) -> int:
     """Where a quoted block of mail headers starts (a forward pasted inline, a Lotus Notes
-    "To:/cc:/Subject:" block), or ``len(text)``.
+    "To:/cc:/Subject:" block), or ``len(text)``; ``lowered`` is ``text.lower()``, computed once by the caller.
 
     A block starts at a known header line followed, within a few lines (wrapped values allowed),
     by another one; one of them must name a person (From/To/Cc/Sent). A list the sender typed
     ("Time: 3pm / Place: TBD") or a letter heading ("Subject: … Date: …") is not such a
     block, so it stays new text.
     """
-    if "subject:" not in text.lower() and "sent:" not in text.lower() and "date:" not in text.lower():
+    if "subject:" not in lowered and "sent:" not in lowered and "date:" not in lowered:
         return len(text)
     lines = text.split("\n")
     offsets, position = [], 0
@@ -101,7 +101,7 @@ def split_quoted(text: str) -> tuple[str, str]:
     with ``>`` above that point also count as history.
     """
     lowered = text.lower()
-    cut = _header_block_start(text)
+    cut = _header_block_start(text, lowered)
     for needle, pattern in _HISTORY_MARKERS:
         if needle not in lowered:
             continue  # most bodies have no history at all: skip the regex scan

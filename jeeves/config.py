@@ -123,10 +123,12 @@ class AccountSettings(_Section):
 
     @model_validator(mode="after")
     def _tls_is_safe(self) -> "AccountSettings":
-        from jeeves.sources.imap.session import is_loopback_host  # one definition; imported late (no cycle)
+        if self.tls == "none":
+            # One definition of loopback; imported only here, as it loads the IMAP package.
+            from jeeves.sources.imap.session import is_loopback_host
 
-        if self.tls == "none" and not (is_loopback_host(self.host) or self.insecure):
-            raise ValueError(f"tls = 'none' sends the password in clear to {self.host}; set insecure = true to allow it")
+            if not (is_loopback_host(self.host) or self.insecure):
+                raise ValueError(f"tls = 'none' sends the password in clear to {self.host}; set insecure = true to allow it")
         return self
 
     @property

@@ -102,15 +102,10 @@ class Daemon:
         while not self.stop_event.is_set():
             self._pipeline_wanted.clear()
             try:
-                self.pipeline()
+                self._pipeline_pass()
             except Exception:  # noqa: BLE001 - a bug must not end classification for good
                 log.exception("the pipeline pass crashed; retrying in %.0f s", interval)
             self._pipeline_wanted.wait(interval)
-
-    def pipeline(self) -> None:
-        """One pass: classify what is stored and send what is due."""
-        if not self.stop_event.is_set():
-            self._pipeline_pass()
 
     def wake_pipeline(self, report: SyncReport | None = None) -> None:
         """Have the pipeline job run a pass now (after the current one, if it is busy).
@@ -120,25 +115,25 @@ class Daemon:
         running jobs, these included)."""
         self._pipeline_wanted.set()
 
-    def _pipeline_pass(self) -> bool:
-        """One classify-and-send pass; False when another would not help (database down, model unusable)."""
+    def _pipeline_pass(self) -> None:
+        """One pass: classify what is stored and send what is due; a database outage is logged
+        once and an unusable model stops the daemon."""
         try:
             self.app.classify_and_notify(dry_run=self.dry_run, stop=self.stop_event)
         except ModelError as exc:
             if self.app.model_loaded:  # a newly promoted model is broken: keep watching mail
                 log.error("the promoted model cannot be used: %s; classification waits for a usable one", exc)
-                return False
+                return
             # The card vouched for the file, yet it does not load or run: retrying will not
             # help, and a daemon that can classify nothing should not look healthy.
             log.error("the model cannot be used: %s; stopping", exc)
             self.exit_code = 2
             self.stop()
-            return False
+            return
         except StoreError as exc:
             self._database_down(exc)
-            return False
+            return
         self._database_up()
-        return True
 
     def _database_down(self, exc: StoreError) -> None:
         # Once per outage at ERROR: the jobs that meet it run every few seconds.

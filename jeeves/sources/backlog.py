@@ -101,10 +101,8 @@ class ParsePool:
                 pending = None
                 yield group, self._collect(group_raws, futures)
         finally:
-            if pending is not None and pending[2]:
-                for future in pending[2]:
-                    future.cancel()
-            # Backlogs are rare (first sync, rescan, import): give the workers' memory back.
+            # Backlogs are rare (first sync, rescan, import): give the workers' memory back
+            # (shutting the pool down also cancels the group still queued).
             self.close(wait=True)
 
     def close(self, *, wait: bool = False) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Mapping, Sequence
 
+from jeeves import clock
 from jeeves.storage.store import FolderState
 
 #: ``notify_after`` of a folder that was empty at first sight: everything in it arrived later.
@@ -140,6 +141,4 @@ def size_groups(uids: Sequence[int], sizes: Mapping[int, int], *, limit: int, gr
 
 def as_utc(value: object) -> datetime | None:
     """A server timestamp as an aware datetime (naive ones are UTC); None when it is not one."""
-    if not isinstance(value, datetime):
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    return clock.as_utc(value) if isinstance(value, datetime) else None
