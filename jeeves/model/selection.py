@@ -117,7 +117,7 @@ def _fit_fold(features, documents, labels, train, test):
     return x_train, x_test
 
 
-def _baseline_fold(documents, labels, weight, train, test):
+def _baseline_fold(documents, labels, train, test):
     model = baseline_pipeline()
     model.fit([documents[i] for i in train], labels[train])
     return model.predict_proba([documents[i] for i in test])[:, 1]
@@ -165,7 +165,7 @@ def search(documents, labels, groups, *, sample_weight=None, n_splits: int = 5, 
     if with_baseline:
         baseline_oof = np.zeros(len(labels))
         for (tr, te), proba in zip(folds, Parallel(n_jobs=n_jobs, return_as="generator")(
-                delayed(_baseline_fold)(documents, labels, weight, tr, te) for tr, te in folds)):
+                delayed(_baseline_fold)(documents, labels, tr, te) for tr, te in folds)):
             baseline_oof[te] = proba
             bar.update(1)
 

@@ -110,9 +110,10 @@ class ServingModel:
         return self._names
 
     def explain(self, document, top: int = 8) -> Explanation:
-        score = float(self.score([document])[0])
         x = self.pipeline.named_steps["features"].transform([document]).tocsr()
-        weights = _linear_weights(self.pipeline.named_steps["clf"])
+        clf = self.pipeline.named_steps["clf"]
+        score = float(clf.predict_proba(x)[0, 1])  # the features once, for the score and the reasons
+        weights = _linear_weights(clf)
         up: list[tuple[str, float]] = []
         down: list[tuple[str, float]] = []
         if weights is not None:

@@ -243,14 +243,15 @@ def _field_mentions(text: str) -> list[PlaceMention]:
         value = m.group("value").strip()
         if _FIELD_JUNK.search(value) or len(value) > 60:
             continue
-        if not re.search(r"[A-Za-z]{3}", value) and not _FIELD_ROOM_CODE.search(value):
+        room_code = _FIELD_ROOM_CODE.search(value)
+        if not re.search(r"[A-Za-z]{3}", value) and not room_code:
             continue  # no word in it: "36.6950 N, 121.3250 W", "3:00", "#4"
         first = re.split(r"[\s,]+", value.lower())[0]
         if first in _NOT_PLACES or first in ("all", "various", "multiple", "several", "any", "every"):
             continue  # "Houston, Texas", "All cities with ...": a city or a list, not a place to meet
-        if re.search(r"\b(?:" + "|".join(_MONTHS.split()) + r")\b\s+\d", value, re.IGNORECASE) and not _FIELD_ROOM_CODE.search(value):
+        if re.search(r"\b(?:" + "|".join(_MONTHS.split()) + r")\b\s+\d", value, re.IGNORECASE) and not room_code:
             continue  # a date in a "Where:" column of some table
-        kind = ROOM if _FIELD_ROOM_CODE.search(value) or re.search(r"\b(?:room|rm)\b", value, re.IGNORECASE) else (
+        kind = ROOM if room_code or re.search(r"\b(?:room|rm)\b", value, re.IGNORECASE) else (
             OFFICE if re.search(r"\boffice\b", value, re.IGNORECASE) else _kind_for(value, ""))
         start = m.start("value")
         found.append(PlaceMention(_normalise(value), kind, start, start + len(value), m.group(0).strip(), 0.9))

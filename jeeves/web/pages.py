@@ -9,8 +9,8 @@ never labels twice.
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from importlib import resources
-from threading import Lock
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -40,31 +40,6 @@ REASONS_SHOWN = 5
 PAGES = {"alerts": "/", "unsure": "/unsure"}
 
 
-class Explanations:
-    """``Jeeves.explain`` per (message, model version), kept: a page shows the same alerts often."""
-
-    def __init__(self, jeeves: Jeeves, size: int = 512) -> None:
-        self.jeeves, self.size = jeeves, size
-        self._cache: dict[tuple[int, str], object] = {}
-        self._lock = Lock()
-
-    def __call__(self, message_pk: int):
-        try:
-            key = (message_pk, self.jeeves.model.version)
-            with self._lock:
-                if key in self._cache:
-                    return self._cache[key]
-            explanation = self.jeeves.explain(str(message_pk))
-        except JeevesError as exc:  # a model that cannot load: the page still lists and labels
-            log.warning("web: cannot explain message %s: %s", message_pk, exc)
-            return None
-        with self._lock:
-            if len(self._cache) >= self.size:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = explanation
-        return explanation
-
-
 def reason_label(feature: str) -> str:
     """A feature name as the page shows it: ``cues__pair:meet+request`` → ``cues · pair:meet+request``."""
     return feature.replace("__", " · ", 1)
@@ -74,7 +49,17 @@ def create_app(jeeves: Jeeves, *, token: str, host: str = "127.0.0.1") -> Starle
     """The ASGI app serving ``jeeves``'s pages to the holder of ``token``."""
     templates = Jinja2Templates(directory=str(resources.files("jeeves.web") / "templates"))
     templates.env.filters["reason"] = reason_label
-    explain = Explanations(jeeves)
+
+    @lru_cache(maxsize=512)  # a page shows the same alerts often; the model version is in the key
+    def explained(message_pk: int, model_version: str):
+        return jeeves.explain(str(message_pk))
+
+    def explain(message_pk: int):
+        try:
+            return explained(message_pk, jeeves.model.version)
+        except JeevesError as exc:  # a model that cannot load: the page still lists and labels
+            log.warning("web: cannot explain message %s: %s", message_pk, exc)
+            return None
 
     def overview(request: Request) -> dict:
         days = jeeves.alerts_per_day(days=CHART_DAYS)
